@@ -1,0 +1,90 @@
+"""Concept pictures: a folder of 3-5 images (and optional captions) brought to the training size."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+CROP_MODES = ("center", "none")
+
+
+class ConceptDataError(ValueError):
+    """The concept pictures cannot be used as given; the message names the file or folder."""
+
+
+@dataclasses.dataclass
+class ConceptImage:
+    pixels: torch.Tensor  # [3, H, W] float32 in [0, 1]
+    caption: str = ""
+    name: str = ""
+
+
+def check_resolution(resolution: int) -> None:
+    if resolution < 64 or resolution % 64:
+        raise ConceptDataError(
+            f"resolution must be a multiple of 64 (e.g. 512 for SD1.x, 768 for SD2.x, 1024 for SDXL), "
+            f"got {resolution}."
+        )
+
+
+def fit_to_square(image: Image.Image, resolution: int, crop: str = "center") -> Image.Image:
+    """Scale to ``resolution`` square: ``center`` keeps the aspect ratio and crops the middle; ``none`` keeps
+    the whole picture and stretches it, as ComfyUI's own scaling nodes do without cropping."""
+    if crop == "center":
+        return ImageOps.fit(image, (resolution, resolution), Image.Resampling.LANCZOS)
+    if crop == "none":
+        return image.resize((resolution, resolution), Image.Resampling.LANCZOS)
+    raise ConceptDataError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}.")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Honour the EXIF orientation and composite transparency onto white, as a viewer would show it."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def list_concept_files(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+def load_concept_folder(folder: str | Path, resolution: int = 512, crop: str = "center") -> list[ConceptImage]:
+    """Every picture in ``folder`` at ``resolution``, with the caption from ``name.txt`` beside it if any."""
+    check_resolution(resolution)
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ConceptDataError(f"The concept folder {folder} does not exist or is not a folder.")
+    files = list_concept_files(folder)
+    if not files:
+        raise ConceptDataError(
+            f"No pictures in {folder}; put 3-5 pictures of the concept there "
+            f"({', '.join(IMAGE_SUFFIXES)})."
+        )
+    images = []
+    for path in files:
+        try:
+            with Image.open(path) as opened:
+                image = fit_to_square(to_rgb(opened), resolution, crop)
+        except (UnidentifiedImageError, OSError) as error:
+            raise ConceptDataError(f"Cannot read the picture {path}: {error}. Remove or replace it.") from error
+        caption_file = path.with_suffix(".txt")
+        caption = caption_file.read_text(encoding="utf-8").strip() if caption_file.is_file() else ""
+        images.append(ConceptImage(pil_to_tensor(image), caption=" ".join(caption.split()), name=path.name))
+    return images
