@@ -1,0 +1,60 @@
+"""The ordinary denoising loss of a latent diffusion model, in DDPM terms.
+
+x_t = sqrt(ᾱ_t)·x_0 + sqrt(1-ᾱ_t)·ε; an ε-prediction model is asked for ε, a v-prediction model for
+v = sqrt(ᾱ_t)·ε - sqrt(1-ᾱ_t)·x_0. Min-SNR weighting (Hang et al., 2023) damps the easy low-noise steps
+that otherwise dominate the gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .interfaces import Conditioning, Denoiser
+
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+
+
+def _per_sample(values: torch.Tensor, timesteps: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return values.to(like.device)[timesteps].to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
+
+def add_noise(latents, noise, timesteps, alphas_cumprod):
+    a = _per_sample(alphas_cumprod, timesteps, latents)
+    return a.sqrt() * latents + (1 - a).sqrt() * noise
+
+
+def prediction_target(latents, noise, timesteps, alphas_cumprod, prediction_type: str):
+    if prediction_type == "epsilon":
+        return noise
+    if prediction_type == "v_prediction":
+        a = _per_sample(alphas_cumprod, timesteps, latents)
+        return a.sqrt() * noise - (1 - a).sqrt() * latents
+    raise ValueError(f"prediction type must be one of {', '.join(PREDICTION_TYPES)}, got {prediction_type!r}.")
+
+
+def min_snr_weights(timesteps, alphas_cumprod, gamma: float, prediction_type: str) -> torch.Tensor:
+    a = alphas_cumprod.to(torch.float64)[timesteps.cpu()]
+    snr = a / (1 - a)
+    clipped = snr.clamp(max=gamma)
+    # v-prediction's loss already carries a factor (snr + 1) relative to ε's, hence the different divisor.
+    weights = clipped / (snr + 1) if prediction_type == "v_prediction" else clipped / snr
+    return weights.to(torch.float32)
+
+
+def denoising_loss(
+    denoiser: Denoiser,
+    latents: torch.Tensor,
+    cond: Conditioning,
+    timesteps: torch.Tensor,
+    noise: torch.Tensor,
+    min_snr_gamma: float | None = None,
+) -> torch.Tensor:
+    """Mean squared error of the denoiser's prediction for one batch, weighted per sample if asked."""
+    noisy = add_noise(latents, noise, timesteps, denoiser.alphas_cumprod)
+    target = prediction_target(latents, noise, timesteps, denoiser.alphas_cumprod, denoiser.prediction_type)
+    prediction = denoiser(noisy, timesteps, cond)
+    per_sample = (prediction.float() - target.float()).pow(2).flatten(1).mean(dim=1)
+    if min_snr_gamma:
+        weights = min_snr_weights(timesteps, denoiser.alphas_cumprod, min_snr_gamma, denoiser.prediction_type)
+        per_sample = per_sample * weights.to(per_sample.device)
+    return per_sample.mean()
