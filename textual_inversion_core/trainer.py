@@ -1,0 +1,261 @@
+"""The optimisation loop: learn the vectors of one pseudo-word against a frozen diffusion model.
+
+Only the ``n × width`` vectors of each text encoder are parameters. The concept pictures are encoded to latents
+once; every step then draws a batch of cached latents, a prompt per latent from the templates, noise and
+timesteps, and takes an AdamW step on the vectors alone. Each step's randomness is derived from (seed, step), so
+a run resumed from a saved embedding draws exactly the batches the uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import random
+import time
+from typing import Sequence
+
+import torch
+
+from .data import ConceptImage
+from .embedding import MAX_VECTORS, Embedding, EmbeddingError
+from .interfaces import FrozenModel
+from .objective import denoising_loss
+from .schedules import SCHEDULE_KINDS, make_schedule
+from .templates import TEMPLATE_KINDS, PromptTemplates
+
+DEFAULT_STEPS = 1000
+DEFAULT_LEARNING_RATE = 5e-3
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    token: str
+    init_text: str
+    num_vectors: int = 1
+    steps: int = DEFAULT_STEPS
+    learning_rate: float | str = DEFAULT_LEARNING_RATE  # a number, or A1111's "0.005:100, 1e-3:1000, 1e-5"
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    batch_size: int = 1
+    grad_accum: int = 1
+    max_grad_norm: float | None = None
+    template: str = "object"
+    seed: int = 0
+    min_snr_gamma: float | None = None
+    flip: bool = True
+    checkpoint_every: int = 0
+    preview_every: int = 0
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first field that cannot work."""
+        if not self.token.strip() or any(c.isspace() for c in self.token):
+            raise ValueError(f"token must be a single word such as '<my-cat>', got {self.token!r}.")
+        if not self.init_text.strip():
+            raise ValueError("init_text must name a coarse word for the concept, e.g. 'cat' or 'painting'.")
+        if not 1 <= self.num_vectors <= MAX_VECTORS:
+            raise ValueError(f"num_vectors must be between 1 and {MAX_VECTORS}, got {self.num_vectors}.")
+        for name in ("steps", "batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        for name in ("warmup_steps", "checkpoint_every", "preview_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 (off) or more, got {getattr(self, name)}.")
+        if self.lr_schedule not in SCHEDULE_KINDS:
+            raise ValueError(f"lr_schedule must be one of {', '.join(SCHEDULE_KINDS)}, got {self.lr_schedule!r}.")
+        if self.template not in TEMPLATE_KINDS:
+            raise ValueError(f"template must be one of {', '.join(TEMPLATE_KINDS)}, got {self.template!r}.")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be positive or None, got {self.max_grad_norm}.")
+        if self.min_snr_gamma is not None and not self.min_snr_gamma > 0:
+            raise ValueError(f"min_snr_gamma must be positive or None, got {self.min_snr_gamma}.")
+        make_schedule(self.learning_rate, self.steps, self.lr_schedule, self.warmup_steps)
+
+
+@dataclasses.dataclass
+class StepReport:
+    step: int  # 1-based
+    total: int
+    loss: float
+    learning_rate: float
+    elapsed: float  # seconds since the first step of this run began
+    eta: float  # seconds still to go at the pace so far
+
+
+class TrainingCallbacks:
+    """Hooks a host overrides to watch, preview, checkpoint and stop a run."""
+
+    def on_step(self, report: StepReport) -> None:
+        pass
+
+    def on_checkpoint(self, embedding: Embedding, step: int) -> None:
+        pass
+
+    def on_preview(self, embedding: Embedding, step: int) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return False
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    embedding: Embedding
+    losses: list[float]  # one per step of this run
+    stopped_early: bool
+    steps_done: int  # counted from the start of the word's training, resumed steps included
+
+
+class TrainingDiverged(EmbeddingError):
+    """The loss or the vectors became NaN/inf; ``last_good`` holds the vectors from before that step."""
+
+    def __init__(self, message: str, last_good: Embedding):
+        super().__init__(message)
+        self.last_good = last_good
+
+
+def initial_vectors(model: FrozenModel, init_text: str, num_vectors: int) -> dict[str, torch.Tensor]:
+    """The init word's token embeddings, repeated in turn to fill ``num_vectors`` rows (as A1111 does)."""
+    words = model.prompt_encoder.word_vectors(init_text)
+    vectors = {}
+    for name, rows in words.items():
+        if rows.shape[0] == 0:
+            raise ValueError(f"init_text {init_text!r} gives no tokens; use a plain word such as 'cat'.")
+        index = torch.arange(num_vectors) % rows.shape[0]
+        vectors[name] = rows.detach().float().cpu()[index].clone()
+    return vectors
+
+
+@torch.no_grad()
+def cache_latents(model: FrozenModel, images: Sequence[ConceptImage], flip: bool) -> torch.Tensor:
+    """Encode every picture (and its mirror image) once; the VAE is never needed again during training."""
+    if not images:
+        raise ValueError("No concept pictures were given; training needs 3-5 pictures of the concept.")
+    sizes = {tuple(image.pixels.shape) for image in images}
+    if len(sizes) != 1:
+        raise ValueError(f"All concept pictures must share one size; got {sorted(sizes)}.")
+    latents = []
+    for image in images:
+        pixels = image.pixels.unsqueeze(0).to(model.device) * 2 - 1
+        batch = torch.cat([pixels, pixels.flip(-1)]) if flip else pixels
+        with autocast(model):
+            latents.append(model.latent_encoder.encode(batch).float())
+    return torch.cat(latents)
+
+
+def autocast(model: FrozenModel):
+    if model.autocast_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=model.device.type, dtype=model.autocast_dtype)
+
+
+def snapshot(config: TrainingConfig, model: FrozenModel, params: dict[str, torch.Tensor], steps_done: int,
+             losses: list[float], base_metadata: dict) -> Embedding:
+    tail = losses[-max(1, len(losses) // 10):] if losses else []
+    metadata = {
+        **base_metadata,
+        "init_text": config.init_text,
+        "steps": steps_done,
+        "learning_rate": str(config.learning_rate),
+        "lr_schedule": config.lr_schedule,
+        "batch_size": config.batch_size,
+        "grad_accum": config.grad_accum,
+        "template": config.template,
+        "seed": config.seed,
+        "family": model.family,
+    }
+    if model.model_hash:
+        metadata["base_model_hash"] = model.model_hash
+    if losses:
+        metadata["loss_first"] = round(losses[0], 6)
+        metadata["loss_last"] = round(sum(tail) / len(tail), 6)
+    vectors = {name: p.detach().float().cpu().clone() for name, p in params.items()}
+    return Embedding(config.token, vectors, metadata)
+
+
+def train_embedding(
+    model: FrozenModel,
+    images: Sequence[ConceptImage],
+    config: TrainingConfig,
+    callbacks: TrainingCallbacks | None = None,
+    resume: Embedding | None = None,
+) -> TrainingResult:
+    config.validate()
+    callbacks = callbacks or TrainingCallbacks()
+    device = model.device
+    if resume is not None:
+        resume.check_family(model.family)
+        start = {name: resume.vectors[name] for name in model.prompt_encoder.encoder_widths}
+        first_step = int(resume.metadata.get("steps", 0)) + 1
+        base_metadata = {k: v for k, v in resume.metadata.items() if not k.startswith("loss_")}
+    else:
+        start = initial_vectors(model, config.init_text, config.num_vectors)
+        first_step, base_metadata = 1, {}
+    params = {name: torch.nn.Parameter(v.to(device, torch.float32).clone()) for name, v in start.items()}
+    losses: list[float] = []
+    if first_step > config.steps:
+        return TrainingResult(snapshot(config, model, params, first_step - 1, losses, base_metadata),
+                              losses, False, first_step - 1)
+
+    latents = cache_latents(model, images, config.flip)
+    captions = [image.caption for image in images for _ in range(2 if config.flip else 1)]
+    templates = PromptTemplates(config.template, config.token)
+    schedule = make_schedule(config.learning_rate, config.steps, config.lr_schedule, config.warmup_steps)
+    optimizer = torch.optim.AdamW(params.values(), lr=schedule(first_step), weight_decay=0.0)
+    num_timesteps = model.denoiser.alphas_cumprod.shape[0]
+
+    started = time.perf_counter()
+    step = first_step - 1
+    stopped = False
+    for step in range(first_step, config.steps + 1):
+        if callbacks.should_stop():
+            stopped, step = True, step - 1
+            break
+        last_good = {name: p.detach().clone() for name, p in params.items()}
+        lr = schedule(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        prompt_rng = random.Random(config.seed * 1_000_003 + step)
+        step_loss = 0.0
+        for _ in range(config.grad_accum):
+            pick = torch.randint(len(latents), (config.batch_size,), generator=generator)
+            timesteps = torch.randint(num_timesteps, (config.batch_size,), generator=generator)
+            noise = torch.randn((config.batch_size, *latents.shape[1:]), generator=generator)
+            prompts = [templates.prompt(captions[i], prompt_rng) for i in pick.tolist()]
+            with autocast(model):
+                cond = model.prompt_encoder.encode(prompts, config.token, params)
+                loss = denoising_loss(model.denoiser, latents[pick], cond, timesteps.to(device),
+                                      noise.to(device), config.min_snr_gamma)
+            (loss / config.grad_accum).backward()
+            step_loss += loss.item() / config.grad_accum
+        grads_finite = all(torch.isfinite(p.grad).all() for p in params.values() if p.grad is not None)
+        if not (math.isfinite(step_loss) and grads_finite):
+            raise_diverged(config, model, last_good, step, step_loss, lr, losses, base_metadata)
+        if config.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(params.values(), config.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if not all(torch.isfinite(p).all() for p in params.values()):
+            raise_diverged(config, model, last_good, step, step_loss, lr, losses, base_metadata)
+        losses.append(step_loss)
+
+        elapsed = time.perf_counter() - started
+        done = step - first_step + 1
+        callbacks.on_step(StepReport(step, config.steps, step_loss, lr, elapsed,
+                                     elapsed / done * (config.steps - step)))
+        if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.steps:
+            callbacks.on_checkpoint(snapshot(config, model, params, step, losses, base_metadata), step)
+        if config.preview_every and step % config.preview_every == 0:
+            callbacks.on_preview(snapshot(config, model, params, step, losses, base_metadata), step)
+
+    return TrainingResult(snapshot(config, model, params, step, losses, base_metadata), losses, stopped, step)
+
+
+def raise_diverged(config, model, last_good, step, step_loss, lr, losses, base_metadata):
+    good = snapshot(config, model, last_good, step - 1, losses, base_metadata)
+    raise TrainingDiverged(
+        f"Training diverged at step {step}: the loss became {step_loss} (learning rate {lr:g}). The vectors "
+        f"from step {step - 1} are kept; resume from them with a lower learning rate.",
+        good,
+    )
