@@ -1,0 +1,82 @@
+"""Concept pictures: any ordinary picture folder becomes same-size training images."""
+
+import pytest
+import torch
+from PIL import Image
+
+from textual_inversion_core.data import ConceptDataError, load_concept_folder
+
+
+def save(path, size, colour, mode="RGB", **kwargs):
+    Image.new(mode, size, colour).save(path, **kwargs)
+
+
+def test_every_supported_picture_is_loaded_at_the_training_size_with_its_caption(tmp_path):
+    # Given pictures of several formats and sizes, one with a caption sidecar, and files to ignore
+    save(tmp_path / "a.png", (300, 200), (255, 0, 0))
+    save(tmp_path / "b.JPG", (120, 400), (0, 255, 0))
+    save(tmp_path / "c.webp", (64, 64), (0, 0, 255))
+    save(tmp_path / "d.bmp", (90, 90), (9, 9, 9))
+    (tmp_path / "a.txt").write_text("a red\n  square ", encoding="utf-8")
+    save(tmp_path / ".hidden.png", (64, 64), (1, 1, 1))
+    (tmp_path / "notes.md").write_text("not a picture")
+    # When the folder is loaded at 128 px
+    images = load_concept_folder(tmp_path, resolution=128)
+    # Then the four pictures come back, sorted, 128x128 RGB in [0, 1], caption whitespace folded
+    assert [i.name for i in images] == ["a.png", "b.JPG", "c.webp", "d.bmp"]
+    assert all(i.pixels.shape == (3, 128, 128) and i.pixels.dtype == torch.float32 for i in images)
+    assert images[0].caption == "a red square" and images[1].caption == ""
+    assert torch.allclose(images[0].pixels[:, 64, 64], torch.tensor([1.0, 0.0, 0.0]))
+
+
+def test_center_crop_keeps_the_middle_and_none_keeps_the_whole_picture(tmp_path):
+    # Given a wide picture: red left third, green middle, blue right third
+    image = Image.new("RGB", (300, 100), (0, 255, 0))
+    image.paste((255, 0, 0), (0, 0, 100, 100))
+    image.paste((0, 0, 255), (200, 0, 300, 100))
+    image.save(tmp_path / "wide.png")
+    centre = load_concept_folder(tmp_path, resolution=64, crop="center")[0].pixels
+    whole = load_concept_folder(tmp_path, resolution=64, crop="none")[0].pixels
+    # Then the crop shows only the green middle, while "none" still shows red at the left edge
+    assert centre[1].min() > 0.9
+    assert whole[0, 32, 2] > 0.9 and whole[2, 32, 61] > 0.9
+
+
+def test_exif_orientation_is_honoured(tmp_path):
+    # Given a portrait picture stored sideways with an EXIF "rotate 90" tag
+    image = Image.new("RGB", (200, 100), (0, 0, 0))
+    image.paste((255, 255, 255), (0, 0, 100, 100))  # left half white as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW to display
+    image.save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    pixels = load_concept_folder(tmp_path, resolution=64, crop="none")[0].pixels
+    # Then the displayed picture has the white half on top
+    assert pixels[:, 5, 32].mean() > 0.9 and pixels[:, 58, 32].mean() < 0.1
+
+
+def test_transparency_is_composited_onto_white(tmp_path):
+    image = Image.new("RGBA", (64, 64), (255, 0, 0, 0))
+    image.paste((255, 0, 0, 255), (0, 0, 32, 64))
+    image.save(tmp_path / "cutout.png")
+    pixels = load_concept_folder(tmp_path, resolution=64)[0].pixels
+    assert torch.allclose(pixels[:, 10, 10], torch.tensor([1.0, 0.0, 0.0]))
+    assert torch.allclose(pixels[:, 10, 50], torch.tensor([1.0, 1.0, 1.0]))
+
+
+def test_a_missing_or_empty_folder_says_what_to_do(tmp_path):
+    with pytest.raises(ConceptDataError, match="does not exist"):
+        load_concept_folder(tmp_path / "nope")
+    with pytest.raises(ConceptDataError, match="No pictures in .*3-5 pictures"):
+        load_concept_folder(tmp_path)
+
+
+def test_an_unreadable_picture_is_named(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"not really a png")
+    with pytest.raises(ConceptDataError, match="broken.png"):
+        load_concept_folder(tmp_path, resolution=64)
+
+
+@pytest.mark.parametrize("resolution", [0, 100, 500])
+def test_resolution_must_be_a_multiple_of_64(tmp_path, resolution):
+    with pytest.raises(ConceptDataError, match="multiple of 64"):
+        load_concept_folder(tmp_path, resolution=resolution)
