@@ -1,0 +1,294 @@
+"""Random-weight Stable Diffusion models (SD1, SD2, SDXL) built offline from a seed.
+
+They let the trainer, the hosts and the tests run against real diffusers and transformers modules without
+downloading a checkpoint. ``size="tiny"`` keeps every network a few layers deep while the text encoders keep
+their real token-embedding widths (clip_l 768, clip_h 1024, clip_g 1280), because embeddings are only usable
+with encoders of exactly those widths. ``size="sd15"`` is the full SD1.5 architecture (860M-parameter UNet),
+for benchmarks.
+
+The tokenizer is a real CLIP byte-level BPE with a small vocabulary of its own: every word of the Textual
+Inversion prompt templates and the usual init words is a single token, and any other text falls back to
+single characters, exactly as CLIP's tokenizer treats rare words.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    DiffusionPipeline,
+    EulerDiscreteScheduler,
+    PNDMScheduler,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+FAMILIES = ("sd1", "sd2", "sdxl")
+SIZES = ("tiny", "sd15")
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+
+BOS = "<|startoftext|>"
+EOS = "<|endoftext|>"
+
+# Whole-word tokens: the prompt templates of the Textual Inversion paper (object and style), words that
+# commonly initialise a pseudo-word, and the glue words of short captions.
+WORDS = """
+a an the of in on at by with and or to for from my one this that is it its as
+photo photograph rendering rendition cropped close up bright dark good nice cool clean dirty weird small large
+big picture painting style drawing sketch illustration image art artwork portrait sculpture statue figure
+object thing toy cat dog person man woman child face bear teddy car house bird flower tree mug cup backpack
+bowl clock robot shoe vase chair building landscape city mountain sea sky animal pet plush doll watercolor oil
+ink pencil digital anime cartoon realistic texture pattern colorful red green blue yellow black white brown
+""".split()
+
+VOCAB_FILE = "vocab.json"
+MERGES_FILE = "merges.txt"
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """CLIP's reversible map from bytes to printable characters (the base alphabet of its BPE)."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    byte_values, chars = printable[:], printable[:]
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            byte_values.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(byte_values, map(chr, chars)))
+
+
+def _apply_merges(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    """Byte-pair encoding of one word: repeatedly merge the adjacent pair with the lowest rank."""
+    while len(symbols) > 1:
+        pairs = [(ranks.get(pair, len(ranks)), i) for i, pair in enumerate(zip(symbols, symbols[1:]))]
+        rank, i = min(pairs)
+        if rank == len(ranks):
+            break
+        symbols = symbols[:i] + [symbols[i] + symbols[i + 1]] + symbols[i + 2 :]
+    return symbols
+
+
+def build_vocabulary(words: list[str] = WORDS) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A CLIP BPE vocabulary and merge list in which each of ``words`` is a single token.
+
+    Laid out like CLIP's own: the 256 byte characters, the same with the word-final ``</w>`` marker, the merged
+    symbols, then the start and end markers (end last, the highest id, as CLIP's pooling expects).
+    """
+    alphabet = list(_bytes_to_unicode().values())
+    ranks: dict[tuple[str, str], int] = {}
+    for word in words:
+        # Appending a merge at the lowest priority never changes how earlier words are split, so adding merges
+        # greedily until this word is whole keeps every earlier word whole too.
+        while len(symbols := _apply_merges(list(word[:-1]) + [word[-1] + "</w>"], ranks)) > 1:
+            ranks[(symbols[0], symbols[1])] = len(ranks)
+    merges = list(ranks)
+    tokens = alphabet + [c + "</w>" for c in alphabet]
+    tokens += list(dict.fromkeys(a + b for a, b in merges))
+    tokens += [BOS, EOS]
+    return {token: i for i, token in enumerate(tokens)}, merges
+
+
+def write_tokenizer(folder: Path, pad_token: str) -> CLIPTokenizer:
+    """Write the vocabulary as a CLIP tokenizer folder (vocab.json, merges.txt, configs) and load it back."""
+    vocab, merges = build_vocabulary()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / VOCAB_FILE).write_text(json.dumps(vocab, ensure_ascii=False, indent=0), encoding="utf-8")
+    (folder / MERGES_FILE).write_text(
+        "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8"
+    )
+    special = {"bos_token": BOS, "eos_token": EOS, "unk_token": EOS, "pad_token": pad_token}
+    config = {
+        "tokenizer_class": "CLIPTokenizer",
+        "model_max_length": 77,
+        "do_lower_case": True,
+        "add_prefix_space": False,
+        "errors": "replace",
+        **special,
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2), encoding="utf-8")
+    return CLIPTokenizer.from_pretrained(folder, model_max_length=77)
+
+
+def _text_encoder_config(tokenizer: CLIPTokenizer, width: int, act: str, size: str, **extra) -> CLIPTextConfig:
+    if size == "sd15":
+        depth = dict(num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
+    else:
+        depth = dict(num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=width,
+        max_position_embeddings=77,
+        hidden_act=act,
+        bos_token_id=tokenizer.bos_token_id,
+        # Released SD checkpoints carry CLIP's legacy eos_token_id=2, which makes transformers pool at the
+        # highest token id (the end marker); that is the path real models take.
+        eos_token_id=2,
+        pad_token_id=1,
+        **depth,
+        **extra,
+    )
+
+
+def _unet(family: str, size: str) -> UNet2DConditionModel:
+    if size == "sd15":
+        # diffusers' defaults are the SD1.5 UNet, but for the context width.
+        return UNet2DConditionModel(sample_size=64, cross_attention_dim=768)
+    common = dict(sample_size=8, block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=32)
+    if family == "sd1":
+        return UNet2DConditionModel(
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=768,
+            attention_head_dim=4,
+            **common,
+        )
+    if family == "sd2":
+        return UNet2DConditionModel(
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=1024,
+            attention_head_dim=(2, 4),
+            use_linear_projection=True,
+            **common,
+        )
+    time_embed_dim = 8
+    return UNet2DConditionModel(
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=2048,
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        transformer_layers_per_block=1,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_embed_dim,
+        # Six micro-conditioning numbers (original size, crop corner, target size), each sinusoidally embedded,
+        # next to clip_g's 1280-wide pooled text embedding.
+        projection_class_embeddings_input_dim=6 * time_embed_dim + 1280,
+        **common,
+    )
+
+
+def _vae(family: str, size: str) -> AutoencoderKL:
+    scaling_factor = 0.13025 if family == "sdxl" else 0.18215
+    # Four blocks give the real eight-fold downsampling (512 px -> 64 latents, 64 px -> 8).
+    if size == "sd15":
+        channels, layers, groups, sample_size = (128, 256, 512, 512), 2, 32, 512
+    else:
+        channels, layers, groups, sample_size = (8, 8, 16, 16), 1, 8, 64
+    return AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=channels,
+        layers_per_block=layers,
+        norm_num_groups=groups,
+        latent_channels=4,
+        sample_size=sample_size,
+        scaling_factor=scaling_factor,
+    )
+
+
+def _scheduler(family: str, prediction_type: str):
+    # The schedulers the released checkpoints ship with, on SD's shared "scaled_linear" noise schedule.
+    betas = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    if family == "sd1":
+        return PNDMScheduler(
+            **betas, skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type
+        )
+    if family == "sd2":
+        return DDIMScheduler(
+            **betas, clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type
+        )
+    return EulerDiscreteScheduler(**betas, steps_offset=1, timestep_spacing="leading", prediction_type=prediction_type)
+
+
+def _check_arguments(family: str, size: str, prediction_type: str | None) -> str:
+    if family not in FAMILIES:
+        raise ValueError(f"Unknown model family {family!r}; choose one of {', '.join(FAMILIES)}.")
+    if size not in SIZES:
+        raise ValueError(f"Unknown model size {size!r}; choose one of {', '.join(SIZES)}.")
+    if size == "sd15" and family != "sd1":
+        raise ValueError(f"size='sd15' is the SD1.5 architecture; it cannot be combined with family={family!r}.")
+    prediction_type = prediction_type or "epsilon"
+    if prediction_type not in PREDICTION_TYPES:
+        raise ValueError(f"Unknown prediction type {prediction_type!r}; choose one of {', '.join(PREDICTION_TYPES)}.")
+    return prediction_type
+
+
+def _build(family: str, size: str, seed: int, prediction_type: str, tokenizer_root: Path) -> DiffusionPipeline:
+    # SD1 pads prompts with the end marker; OpenCLIP-trained encoders (SD2, SDXL's clip_g) pad with "!".
+    tokenizer = write_tokenizer(tokenizer_root / "tokenizer", pad_token=EOS if family != "sd2" else "!")
+    # A private RNG stream: same seed, same weights, whatever the caller's global random state.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if family == "sdxl":
+            tokenizer_2 = write_tokenizer(tokenizer_root / "tokenizer_2", pad_token="!")
+            text_encoder = CLIPTextModel(_text_encoder_config(tokenizer, 768, "quick_gelu", size))
+            text_encoder_2 = CLIPTextModelWithProjection(
+                _text_encoder_config(tokenizer_2, 1280, "gelu", size, projection_dim=1280)
+            )
+            return StableDiffusionXLPipeline(
+                vae=_vae(family, size),
+                text_encoder=text_encoder,
+                text_encoder_2=text_encoder_2,
+                tokenizer=tokenizer,
+                tokenizer_2=tokenizer_2,
+                unet=_unet(family, size),
+                scheduler=_scheduler(family, prediction_type),
+                add_watermarker=False,
+            )
+        width, act = (768, "quick_gelu") if family == "sd1" else (1024, "gelu")
+        return StableDiffusionPipeline(
+            vae=_vae(family, size),
+            text_encoder=CLIPTextModel(_text_encoder_config(tokenizer, width, act, size)),
+            tokenizer=tokenizer,
+            unet=_unet(family, size),
+            scheduler=_scheduler(family, prediction_type),
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+
+
+def build_random_pipeline(
+    family: str = "sd1", seed: int = 0, prediction_type: str | None = None, size: str = "tiny"
+) -> DiffusionPipeline:
+    """A random-weight ``StableDiffusionPipeline`` / ``StableDiffusionXLPipeline`` in memory (float32, CPU).
+
+    ``prediction_type`` is ``"epsilon"`` (the default) or ``"v_prediction"``. The same arguments always give
+    bit-identical weights.
+    """
+    prediction_type = _check_arguments(family, size, prediction_type)
+    with tempfile.TemporaryDirectory() as tmp:
+        return _build(family, size, seed, prediction_type, Path(tmp))
+
+
+def build_random_model(
+    path: str | Path, family: str = "sd1", seed: int = 0, prediction_type: str | None = None, size: str = "tiny"
+) -> Path:
+    """Write a random-weight model as a diffusers folder at ``path`` (which must not exist or be empty).
+
+    The folder loads offline with ``StableDiffusionPipeline.from_pretrained`` (SD1, SD2) or
+    ``StableDiffusionXLPipeline.from_pretrained`` (SDXL). Returns ``path``.
+    """
+    prediction_type = _check_arguments(family, size, prediction_type)
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise FileExistsError(f"{path} already exists and is not an empty folder; choose a new path for the model.")
+    path.mkdir(parents=True, exist_ok=True)
+    pipeline = _build(family, size, seed, prediction_type, path)
+    for name, component in pipeline.components.items():
+        if component is not None and not name.startswith("tokenizer"):
+            component.save_pretrained(path / name)
+    pipeline.save_config(path)
+    return path
