@@ -204,6 +204,7 @@ def train_embedding(
     optimizer = torch.optim.AdamW(params.values(), lr=schedule(first_step), weight_decay=0.0)
     num_timesteps = model.denoiser.alphas_cumprod.shape[0]
 
+    good = ({name: p.detach().clone() for name, p in params.items()}, first_step - 1)
     started = time.perf_counter()
     step = first_step - 1
     stopped = False
@@ -211,7 +212,7 @@ def train_embedding(
         if callbacks.should_stop():
             stopped, step = True, step - 1
             break
-        last_good = {name: p.detach().clone() for name, p in params.items()}
+        current = {name: p.detach().clone() for name, p in params.items()}
         lr = schedule(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -229,15 +230,19 @@ def train_embedding(
                                       noise.to(device), config.min_snr_gamma)
             (loss / config.grad_accum).backward()
             step_loss += loss.item() / config.grad_accum
-        grads_finite = all(torch.isfinite(p.grad).all() for p in params.values() if p.grad is not None)
-        if not (math.isfinite(step_loss) and grads_finite):
-            raise_diverged(config, model, last_good, step, step_loss, lr, losses, base_metadata)
+        # A non-finite loss condemns the vectors it was computed with, so the last good ones are those of the
+        # step before; a finite loss with a non-finite gradient or update condemns only the update.
+        if not math.isfinite(step_loss):
+            raise_diverged(config, model, good, step, step_loss, lr, losses[:-1], base_metadata)
+        good = (current, step - 1)
+        if not all(torch.isfinite(p.grad).all() for p in params.values() if p.grad is not None):
+            raise_diverged(config, model, good, step, step_loss, lr, losses, base_metadata)
         if config.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(params.values(), config.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if not all(torch.isfinite(p).all() for p in params.values()):
-            raise_diverged(config, model, last_good, step, step_loss, lr, losses, base_metadata)
+            raise_diverged(config, model, good, step, step_loss, lr, losses, base_metadata)
         losses.append(step_loss)
 
         elapsed = time.perf_counter() - started
@@ -252,10 +257,10 @@ def train_embedding(
     return TrainingResult(snapshot(config, model, params, step, losses, base_metadata), losses, stopped, step)
 
 
-def raise_diverged(config, model, last_good, step, step_loss, lr, losses, base_metadata):
-    good = snapshot(config, model, last_good, step - 1, losses, base_metadata)
+def raise_diverged(config, model, good, step, step_loss, lr, losses, base_metadata):
+    vectors, good_step = good
     raise TrainingDiverged(
         f"Training diverged at step {step}: the loss became {step_loss} (learning rate {lr:g}). The vectors "
-        f"from step {step - 1} are kept; resume from them with a lower learning rate.",
-        good,
+        f"from step {good_step} are kept; resume from them with a lower learning rate.",
+        snapshot(config, model, vectors, good_step, losses, base_metadata),
     )
