@@ -13,6 +13,7 @@ version since 1.x pickles.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import re
 from collections import OrderedDict
@@ -24,6 +25,7 @@ import torch
 from .errors import EmbeddingFileError, UnsafeEmbeddingFileError
 
 PARAMETER_DICT = "torch.nn.modules.container.ParameterDict"
+_TORCH_VERSION = tuple(int(part) for part in re.findall(r"\d+", torch.__version__)[:2])
 
 
 class _PickledParameterDict:
@@ -79,16 +81,28 @@ def _read_error(path: Path, err: Exception) -> EmbeddingFileError:
     )
 
 
+def _parameter_dicts_allowed():
+    """While active, the restricted unpickler builds the inert record wherever a file names ParameterDict.
+
+    Mapping a global to a stand-in of another name needs PyTorch 2.6's ``(object, name)`` form; older
+    versions still read every plain-dictionary file, and explain the rest in ``read_torch_pickle``.
+    """
+    if _TORCH_VERSION < (2, 6):
+        return contextlib.nullcontext()
+    return torch.serialization.safe_globals([(_PickledParameterDict, PARAMETER_DICT)])
+
+
 def read_torch_pickle(path: Path) -> Any:
     """The object in a ``torch.save`` file (zip or legacy format), ParameterDicts as ``{name: tensor}``."""
-    if not hasattr(torch.serialization, "safe_globals"):
-        raise EmbeddingFileError(
-            f"Reading {path} safely needs PyTorch 2.5 or newer (found {torch.__version__}); upgrade PyTorch or "
-            "use a .safetensors version of the embedding."
-        )
     try:
-        with torch.serialization.safe_globals([(_PickledParameterDict, PARAMETER_DICT)]):
+        with _parameter_dicts_allowed():
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, OSError) as err:
+        if PARAMETER_DICT in str(err) and _TORCH_VERSION < (2, 6):
+            raise EmbeddingFileError(
+                f"{path} stores its vectors in a torch.nn.ParameterDict (an early A1111 or the paper's format), "
+                f"which PyTorch {torch.__version__} cannot read safely; PyTorch 2.6 or newer can. Upgrade "
+                "PyTorch, or use a .safetensors version of the embedding."
+            ) from err
         raise _read_error(path, err) from err
     return _replace_records(loaded, path)
