@@ -115,7 +115,7 @@ def _a1111_metadata(state: Mapping[str, Any]) -> dict[str, Any]:
     # A1111 writes sd_checkpoint but reads "hash"; accept either.
     found = {
         "steps": state.get("step"),
-        "base_model_hash": state.get("sd_checkpoint", state.get("hash")),
+        "base_model_hash": state.get("sd_checkpoint") or state.get("hash"),
         "base_model_name": state.get("sd_checkpoint_name"),
     }
     return {key: value for key, value in found.items() if isinstance(value, (str, int, float))}
