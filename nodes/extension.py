@@ -1,0 +1,15 @@
+"""The extension ComfyUI loads (see the root ``__init__.py``): every node of this package."""
+
+from __future__ import annotations
+
+from comfy_api.latest import ComfyExtension, io
+
+from .apply_embedding import ApplyEmbedding
+from .concept_images import LoadConceptImages
+from .embedding_files import LoadEmbedding, SaveEmbedding
+from .train_embedding import TrainEmbedding
+
+
+class TextualInversionExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return [LoadConceptImages, TrainEmbedding, ApplyEmbedding, SaveEmbedding, LoadEmbedding]

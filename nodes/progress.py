@@ -1,0 +1,95 @@
+"""What the user sees of a training: ComfyUI's progress bar, preview pictures, and the websocket messages the
+frontend extension (``web/``) draws its loss chart from.
+
+Messages (``PromptServer.send_sync``), all carrying ``node`` (the Train Embedding node's id) and ``prompt_id``:
+- ``textual_inversion.progress`` once per step: ``step`` (1-based), ``total``, ``loss``, ``lr``, ``elapsed``, ``eta``;
+- ``textual_inversion.preview``: ``step`` and ``image`` ({filename, subfolder, type: "temp"}, served by /view);
+- ``textual_inversion.done``: ``steps`` done, ``total``, ``final_loss`` (null before any step), ``stopped``
+  (true when the user interrupted) and ``saved`` (where the unfinished word was kept, else null).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import comfy.model_management
+import comfy.utils
+import folder_paths
+from comfy_execution.utils import get_executing_context
+from PIL import Image
+from server import PromptServer
+
+from ..textual_inversion_core.embedding import Embedding
+from ..textual_inversion_core.trainer import StepReport, TrainingCallbacks
+
+PREVIEW_MAX_SIZE = 512  # ComfyUI's own latent previews are at most this large
+
+
+def send(event: str, data: dict) -> None:
+    server = PromptServer.instance
+    server.send_sync(event, data, server.client_id)
+
+
+class NodeTrainingProgress(TrainingCallbacks):
+    """Reports a running training to the user and notices the stop button.
+
+    Interrupting is polled before every step (``should_stop``); ComfyUI's layers may also raise
+    ``InterruptProcessingException`` in the middle of one. ``latest`` keeps the word after the last finished
+    step, so either way the work done so far can be kept.
+    """
+
+    def __init__(self, total: int, render_preview: Callable[[Embedding], Image.Image] | None):
+        context = get_executing_context()
+        self.node_id = context.node_id if context else None
+        self.prompt_id = context.prompt_id if context else None
+        self.total = total
+        self.render_preview = render_preview
+        self.progress_bar = comfy.utils.ProgressBar(total, node_id=self.node_id)
+        self.latest: Embedding | None = None
+        self.steps_done = 0
+        self.last_loss: float | None = None
+
+    def _ids(self) -> dict:
+        return {"node": self.node_id, "prompt_id": self.prompt_id}
+
+    def on_step(self, report: StepReport) -> None:
+        self.steps_done, self.last_loss = report.step, report.loss
+        send("textual_inversion.progress", {
+            **self._ids(), "step": report.step, "total": report.total, "loss": report.loss,
+            "lr": report.learning_rate, "elapsed": report.elapsed, "eta": report.eta,
+        })
+        # The progress bar's hook raises at once when interrupted; leave that to should_stop before the next
+        # step, so the step just finished still counts.
+        if not self.should_stop():
+            self.progress_bar.update_absolute(report.step, report.total)
+
+    def on_checkpoint(self, embedding: Embedding, step: int) -> None:
+        self.latest = embedding
+
+    def on_preview(self, embedding: Embedding, step: int) -> None:
+        if self.render_preview is None or self.should_stop():
+            return
+        image = self.render_preview(embedding)
+        send("textual_inversion.preview", {**self._ids(), "step": step, "image": save_temp_picture(image)})
+        if not self.should_stop():
+            self.progress_bar.update_absolute(step, self.total, ("JPEG", image, PREVIEW_MAX_SIZE))
+
+    def should_stop(self) -> bool:
+        return comfy.model_management.processing_interrupted()
+
+    def done(self, steps: int, stopped: bool, saved: str | None = None) -> None:
+        send("textual_inversion.done", {
+            **self._ids(), "steps": steps, "total": self.total, "final_loss": self.last_loss, "stopped": stopped,
+            "saved": saved,
+        })
+
+
+def save_temp_picture(image: Image.Image) -> dict:
+    """Save into ComfyUI's temp folder; returns the reference /view serves it by."""
+    temp_dir = folder_paths.get_temp_directory()
+    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path("textual_inversion_preview", temp_dir)
+    filename = f"{name}_{counter:05}_.png"
+    os.makedirs(folder, exist_ok=True)
+    image.save(os.path.join(folder, filename), compress_level=1)
+    return {"filename": filename, "subfolder": subfolder, "type": "temp"}

@@ -1,0 +1,207 @@
+"""Train Embedding: learn a new word for a concept from its pictures, with the MODEL/CLIP/VAE ComfyUI loaded."""
+
+from __future__ import annotations
+
+import logging
+
+import comfy.model_management
+import numpy as np
+import torch
+from comfy_api.latest import io
+
+from ..textual_inversion_core.data import ConceptImage
+from ..textual_inversion_core.embedding import MAX_VECTORS, Embedding, EmbeddingError
+from ..textual_inversion_core.loss_plot import render_loss_plot
+from ..textual_inversion_core.templates import TEMPLATE_KINDS
+from ..textual_inversion_core.trainer import (
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_STEPS,
+    TrainingConfig,
+    TrainingDiverged,
+    train_embedding,
+)
+from .comfy_model import frozen_model, training_session
+from .embedding_files import display_path, file_stem, save_new_embedding_file
+from . import preview
+from .progress import NodeTrainingProgress
+from .socket_types import EmbeddingSocket
+
+log = logging.getLogger(__name__)
+
+
+def concept_images(images: torch.Tensor, captions: str) -> list[ConceptImage]:
+    """ComfyUI's IMAGE batch ([B, H, W, C] in [0, 1]) and one caption line per picture, as the trainer takes them."""
+    # Split on newlines only: an empty last line is a picture without a caption, not the end of the text.
+    lines = [line.strip() for line in captions.split("\n")]
+    while len(lines) > images.shape[0] and not lines[-1]:
+        lines.pop()
+    if len(lines) > images.shape[0]:
+        raise ValueError(
+            f"captions has {len(lines)} lines but there are {images.shape[0]} pictures; give one line per picture "
+            "(an empty line for a picture without a caption), as Load Concept Images does."
+        )
+    lines += [""] * (images.shape[0] - len(lines))
+    height, width = (side // 8 * 8 for side in images.shape[1:3])
+    if height == 0 or width == 0:
+        raise ValueError(f"The pictures are {images.shape[2]}x{images.shape[1]}; training needs at least 8x8.")
+    # The VAE works on multiples of 8 pixels; crop the odd rows and columns as ComfyUI's VAE Encode does.
+    top, left = (images.shape[1] - height) // 2, (images.shape[2] - width) // 2
+    pixels = images[:, top:top + height, left:left + width, :3].movedim(-1, 1).float().cpu()
+    return [
+        ConceptImage(pixels[i].clone(), caption=lines[i], name=f"image {i + 1}")
+        for i in range(pixels.shape[0])
+    ]
+
+
+def picture_to_image(picture) -> torch.Tensor:
+    """A PIL picture as a one-image ComfyUI IMAGE batch."""
+    array = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array)[None]
+
+
+class TrainEmbedding(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TrainEmbedding",
+            display_name="Train Embedding",
+            category="textual inversion",
+            description="Textual inversion: learn the vectors of a new word (e.g. <my-cat>) from 3-5 pictures, "
+            "with the model frozen. Use the word after Apply Embedding, or save it with Save Embedding.",
+            inputs=[
+                io.Model.Input("model"),
+                io.Clip.Input("clip"),
+                io.Vae.Input("vae"),
+                io.Image.Input("images", tooltip="The pictures of the concept, all the same size."),
+                io.String.Input(
+                    "token",
+                    default="<my-concept>",
+                    tooltip="The new word, one word without spaces; angle brackets keep it from clashing with "
+                    "real words.",
+                ),
+                io.String.Input(
+                    "init_text",
+                    default="object",
+                    tooltip="A plain word for what the concept roughly is ('cat', 'painting'); the new word "
+                    "starts from its meaning.",
+                ),
+                io.Int.Input(
+                    "num_vectors",
+                    default=1,
+                    min=1,
+                    max=MAX_VECTORS,
+                    tooltip="How many token slots the word takes; more can hold more detail but each uses up "
+                    "one of a prompt's 75 tokens.",
+                ),
+                io.Combo.Input(
+                    "template",
+                    options=list(TEMPLATE_KINDS),
+                    default="object",
+                    tooltip="object: 'a photo of a <word>'-style prompts; style: 'a painting in the style of "
+                    "<word>'; captions: each picture's caption (where it names [name] or the word, else "
+                    "'<word>, caption').",
+                ),
+                io.Int.Input(
+                    "steps",
+                    default=DEFAULT_STEPS,
+                    min=1,
+                    max=1_000_000,
+                    tooltip="Total optimisation steps; when resuming, training goes on from the embedding's "
+                    "own step count up to this number.",
+                ),
+                io.Float.Input(
+                    "learning_rate", default=DEFAULT_LEARNING_RATE, min=1e-6, max=1.0, step=0.0001, round=False
+                ),
+                io.Int.Input("batch_size", default=1, min=1, max=64, tooltip="Pictures per step."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF),
+                io.String.Input(
+                    "captions",
+                    optional=True,
+                    force_input=True,
+                    tooltip="One line per picture (from Load Concept Images); used by the captions template.",
+                ),
+                EmbeddingSocket.Input(
+                    "resume", optional=True, tooltip="Go on training this embedding (e.g. a saved or stopped one)."
+                ),
+                io.Int.Input(
+                    "preview_every",
+                    default=0,
+                    min=0,
+                    max=1_000_000,
+                    optional=True,
+                    tooltip="Render a preview picture every this many steps; 0 turns previews off.",
+                ),
+                io.String.Input(
+                    "preview_prompt",
+                    default="",
+                    optional=True,
+                    tooltip="The preview's prompt, with the token written as usual ([name] also works); empty "
+                    "uses 'a photo of <token>'.",
+                ),
+            ],
+            outputs=[
+                EmbeddingSocket.Output("embedding", display_name="embedding"),
+                io.Image.Output("loss_graph", display_name="loss_graph"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, clip, vae, images, token, init_text, num_vectors, template, steps, learning_rate,
+                batch_size, seed, captions="", resume: Embedding | None = None, preview_every=0,
+                preview_prompt="") -> io.NodeOutput:
+        token = token.strip()
+        config = TrainingConfig(
+            token=token, init_text=init_text.strip(), num_vectors=num_vectors, steps=steps,
+            learning_rate=learning_rate, batch_size=batch_size, template=template, seed=seed,
+            # A snapshot after every step (a copy of a few vectors), so stopping mid-step keeps the last one.
+            checkpoint_every=1, preview_every=preview_every,
+        )
+        config.validate()
+        pictures = concept_images(images, captions or "")
+        if resume is not None and resume.token != token:
+            resume = resume.with_token(token)
+        height, width = pictures[0].pixels.shape[1:]
+        prompt = preview.preview_prompt(preview_prompt, token)
+
+        def render(embedding: Embedding):
+            return preview.render_preview(model, clip, vae, embedding, prompt, width, height, seed)
+
+        progress = NodeTrainingProgress(config.steps, render if preview_every else None)
+        log.info("Training %s from %d pictures (%dx%d), %d steps.", token, len(pictures), width, height, steps)
+        interrupted = False
+        with training_session(model, clip):
+            try:
+                result = train_embedding(frozen_model(model, clip, vae), pictures, config, progress, resume)
+            except comfy.model_management.InterruptProcessingException:
+                interrupted = True  # raised by ComfyUI's layers mid-step; handled below, outside this handler
+            except TrainingDiverged as diverged:
+                kept = keep_unfinished(diverged.last_good, resume)
+                progress.done(progress.steps_done, stopped=False, saved=kept)
+                where = f" They were saved as {kept}." if kept else ""
+                raise EmbeddingError(f"{diverged}{where}") from None
+
+        if interrupted or result.stopped_early:
+            unfinished = progress.latest if interrupted else result.embedding
+            kept = keep_unfinished(unfinished, resume)
+            progress.done(progress.steps_done, stopped=True, saved=kept)
+            log.warning(
+                "Training of %s stopped by the user after step %d of %d.%s", token, progress.steps_done, steps,
+                f" The word so far was saved as {kept}; load it with Load Embedding to use it or to resume "
+                "training." if kept else "",
+            )
+            raise comfy.model_management.InterruptProcessingException()
+
+        progress.done(result.steps_done, stopped=False)
+        first_step = result.steps_done - len(result.losses) + 1
+        plot = render_loss_plot(result.losses, title=f"loss of {token}", first_step=first_step)
+        return io.NodeOutput(result.embedding, picture_to_image(plot))
+
+
+def keep_unfinished(embedding: Embedding | None, resume: Embedding | None) -> str | None:
+    """Save a word whose training did not finish, unless it holds nothing new; returns where it went."""
+    if embedding is None:
+        return None
+    steps = embedding.metadata.get("steps", 0)
+    if steps == 0 or (resume is not None and steps == resume.metadata.get("steps")):
+        return None
+    return display_path(save_new_embedding_file(embedding, f"{file_stem(embedding.token)}_step{steps}"))
