@@ -1,0 +1,88 @@
+"""Fixtures for the tests against a real ComfyUI (``COMFYUI_PATH``, ``COMFYUI_PYTHON``; skipped without them).
+
+One server serves the whole session, on the CPU, with a small random SD1.x checkpoint generated for the session
+and three concept pictures in its input folder. The example training workflow runs once (``trained_word``);
+the tests that need a learned word share its result.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from comfy_server import ComfyServer
+from examples import CHECKPOINT, CONCEPT_FOLDER, example_prompt
+from sampling import Graph
+from workflow_format import node_of
+
+HERE = Path(__file__).resolve().parent
+
+
+def comfyui_install() -> tuple[Path, str]:
+    path, python = os.environ.get("COMFYUI_PATH"), os.environ.get("COMFYUI_PYTHON")
+    if not path or not python:
+        pytest.skip(
+            "needs a real ComfyUI: set COMFYUI_PATH (its source folder) and COMFYUI_PYTHON (a Python with its "
+            "requirements and this project's), e.g. as printed by shared/comfyui/prepare.sh"
+        )
+    if not (Path(path) / "main.py").is_file():
+        pytest.fail(f"COMFYUI_PATH={path} holds no ComfyUI (no main.py there).")
+    return Path(path), python
+
+
+@pytest.fixture(scope="session")
+def checkpoint_file(tmp_path_factory) -> Path:
+    """A ~300 MB random-weight checkpoint that ComfyUI detects as SD1.x, made once per session."""
+    comfyui_path, python = comfyui_install()
+    path = tmp_path_factory.mktemp("checkpoint") / CHECKPOINT
+    subprocess.run([python, str(HERE / "make_checkpoint.py"), str(comfyui_path), str(path)], check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, checkpoint_file) -> ComfyServer:
+    comfyui_path, python = comfyui_install()
+    instance = ComfyServer(comfyui_path, python, tmp_path_factory.mktemp("comfyui"))
+    try:
+        (instance.checkpoints / CHECKPOINT).symlink_to(checkpoint_file)
+        write_concept_pictures(instance.input / CONCEPT_FOLDER)
+        instance.wait_ready()
+        yield instance
+    finally:
+        instance.stop()
+
+
+def write_concept_pictures(folder: Path) -> None:
+    """Three odd-sized noise pictures, one with a caption beside it."""
+    folder.mkdir(parents=True)
+    for i in range(3):
+        pixels = np.random.default_rng(i).integers(0, 256, size=(90, 80, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"picture{i}.png")
+    (folder / "picture0.txt").write_text("a cat on a sofa\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def plain_latent_before_training(server):
+    """What the untouched CLIP makes of 'a photo of <my-cat>', sampled before any training ran in the server."""
+    graph = Graph(CHECKPOINT)
+    saved = graph.sample(graph.clip, "a photo of <my-cat>")
+    return graph.run(server)[saved]
+
+
+@pytest.fixture(scope="session")
+def trained_word(server, plain_latent_before_training):
+    """The example training workflow, run once: 3 steps with a preview at step 2. Returns its /history entry
+    and the prompt id."""
+    prompt = example_prompt("train_embedding")
+    train = node_of(prompt, "TrainEmbedding")["inputs"]
+    train.update(steps=3, preview_every=2)
+    prompt_id = server.queue(prompt)
+    entry = server.wait(prompt_id)
+    assert entry["status"]["status_str"] == "success", server.log_tail()
+    return prompt, prompt_id, entry
+

@@ -1,0 +1,96 @@
+"""Training inside a running ComfyUI, as a user does it: the example workflows queued through /prompt."""
+
+import time
+
+import pytest
+
+from examples import CHECKPOINT, example_prompt
+from sampling import Graph
+from workflow_format import node_of
+
+pytestmark = pytest.mark.comfyui
+
+
+def test_training_saves_the_word_where_comfyui_finds_it(server, trained_word):
+    # Given the example training workflow has run (load pictures -> train -> save, and a picture made with
+    # the new word through Apply Embedding),
+    prompt, prompt_id, entry = trained_word
+    outputs = entry["outputs"]
+    save_id = next(k for k, node in prompt.items() if node["class_type"] == "SaveEmbedding")
+    # then the embedding file is in the embeddings folder, the node shows where, and /embeddings lists it,
+    assert (server.embeddings / "my-cat.safetensors").is_file()
+    assert outputs[save_id]["text"] == ["embeddings/my-cat.safetensors"]
+    assert "my-cat" in server.get("/embeddings")
+    # and the loss graph and the picture made with the new word were produced.
+    image_ids = [k for k, node in prompt.items() if node["class_type"] in ("PreviewImage", "SaveImage")]
+    assert all(outputs[k]["images"] for k in image_ids)
+
+
+def test_training_reports_progress_previews_and_completion(server, trained_word):
+    prompt, prompt_id, _ = trained_word
+    train_id = next(k for k, node in prompt.items() if node["class_type"] == "TrainEmbedding")
+    messages = server.messages
+    ours = lambda kind: [m for m in messages.of_type(kind) if m["prompt_id"] == prompt_id]  # noqa: E731
+    # ComfyUI's own progress bar counts the steps on the Train Embedding node,
+    bar = [m for m in messages.of_type("progress") if m["prompt_id"] == prompt_id and m["node"] == train_id]
+    assert sorted({m["value"] for m in bar}) == [1, 2, 3] and {m["max"] for m in bar} == {3}
+    # one textual_inversion.progress message per step carries the loss curve's data,
+    progress = ours("textual_inversion.progress")
+    assert [m["step"] for m in progress] == [1, 2, 3]
+    for m in progress:
+        assert m["node"] == train_id and m["total"] == 3
+        assert {"loss", "lr", "elapsed", "eta"} <= m.keys() and m["lr"] == pytest.approx(0.005)
+    # the preview (every 2 steps) is a picture the server serves from its temp folder,
+    [preview] = ours("textual_inversion.preview")
+    assert preview["step"] == 2 and preview["image"]["type"] == "temp"
+    image = server.request(f"/view?filename={preview['image']['filename']}&subfolder={preview['image']['subfolder']}&type=temp")
+    assert image.startswith(b"\x89PNG")
+    assert messages.binary_frames >= 1  # and the progress bar showed it too
+    # and a final message says how it ended.
+    [done] = ours("textual_inversion.done")
+    assert done == {**done, "node": train_id, "steps": 3, "total": 3, "stopped": False, "saved": None}
+    assert done["final_loss"] == progress[-1]["loss"]
+
+
+def test_use_workflow_samples_with_the_saved_word(server, trained_word):
+    # Given the word saved by the training workflow, when the example "use" workflow loads and applies it,
+    entry = server.run(example_prompt("use_embedding"))
+    # then it renders its picture.
+    [images] = [output["images"] for output in entry["outputs"].values() if "images" in output]
+    assert (server.output / images[0]["subfolder"] / images[0]["filename"]).is_file()
+
+
+def test_stop_button_ends_training_keeps_the_word_so_far_and_the_server_serves_on(server, trained_word):
+    # Given a long training is running,
+    prompt = example_prompt("train_embedding")
+    train = node_of(prompt, "TrainEmbedding")["inputs"]
+    train.update(token="<stop-me>", steps=1000, preview_every=0)
+    prompt_id = server.queue(prompt)
+    server.messages.wait_for("textual_inversion.progress", lambda m: m["prompt_id"] == prompt_id)
+    # when the user presses stop,
+    started = time.monotonic()
+    server.interrupt()
+    entry = server.wait(prompt_id, timeout=120)
+    # then the prompt ends as interrupted (not as an error) soon after,
+    assert time.monotonic() - started < 60
+    kinds = [message[0] for message in entry["status"]["messages"]]
+    assert "execution_interrupted" in kinds and "execution_error" not in kinds
+    # the word learned so far is kept in the embeddings folder and the final message says where,
+    done = server.messages.wait_for("textual_inversion.done", lambda m: m["prompt_id"] == prompt_id)
+    assert done["stopped"] is True and 1 <= done["steps"] < 1000
+    assert done["saved"] == f"embeddings/stop-me_step{done['steps']}.safetensors"
+    assert (server.embeddings / f"stop-me_step{done['steps']}.safetensors").is_file()
+    # and the server goes on serving prompts.
+    graph = Graph(CHECKPOINT)
+    graph.sample(graph.clip, "a photo after the stop")
+    graph.run(server)
+
+
+def test_a_second_training_in_the_same_server_works(server, trained_word):
+    # Given one training has already run in this server, when another word is trained,
+    prompt = example_prompt("train_embedding")
+    node_of(prompt, "TrainEmbedding")["inputs"].update(token="<my-dog>", init_text="dog", steps=2, preview_every=0)
+    server.run(prompt)
+    # then it is saved beside the first.
+    assert (server.embeddings / "my-dog.safetensors").is_file()
+    assert {"my-cat", "my-dog"} <= set(server.get("/embeddings"))
