@@ -17,6 +17,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import pytest
+
 from websocket_listener import WebSocketListener
 
 EXTENSION_NAME = "comfyui-textual-inversion"
@@ -27,6 +29,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def installed_comfyui() -> tuple[Path, str]:
+    """ComfyUI's folder and Python from COMFYUI_PATH / COMFYUI_PYTHON; skips the test when they are not set."""
+    path, python = os.environ.get("COMFYUI_PATH"), os.environ.get("COMFYUI_PYTHON")
+    if not path or not python:
+        pytest.skip(
+            "needs a real ComfyUI: set COMFYUI_PATH (its source folder) and COMFYUI_PYTHON (a Python with its "
+            "requirements and this project's), e.g. as printed by shared/comfyui/prepare.sh"
+        )
+    if not (Path(path) / "main.py").is_file():
+        pytest.fail(f"COMFYUI_PATH={path} holds no ComfyUI (no main.py there).")
+    return Path(path), python
 
 
 class ComfyServer:

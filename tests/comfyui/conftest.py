@@ -7,7 +7,6 @@ the tests that need a learned word share its result.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comfy_server import ComfyServer
+from comfy_server import ComfyServer, installed_comfyui
 from examples import CHECKPOINT, CONCEPT_FOLDER, example_prompt
 from sampling import Graph
 from workflow_format import node_of
@@ -23,22 +22,10 @@ from workflow_format import node_of
 HERE = Path(__file__).resolve().parent
 
 
-def comfyui_install() -> tuple[Path, str]:
-    path, python = os.environ.get("COMFYUI_PATH"), os.environ.get("COMFYUI_PYTHON")
-    if not path or not python:
-        pytest.skip(
-            "needs a real ComfyUI: set COMFYUI_PATH (its source folder) and COMFYUI_PYTHON (a Python with its "
-            "requirements and this project's), e.g. as printed by shared/comfyui/prepare.sh"
-        )
-    if not (Path(path) / "main.py").is_file():
-        pytest.fail(f"COMFYUI_PATH={path} holds no ComfyUI (no main.py there).")
-    return Path(path), python
-
-
 @pytest.fixture(scope="session")
 def checkpoint_file(tmp_path_factory) -> Path:
     """A ~300 MB random-weight checkpoint that ComfyUI detects as SD1.x, made once per session."""
-    comfyui_path, python = comfyui_install()
+    comfyui_path, python = installed_comfyui()
     path = tmp_path_factory.mktemp("checkpoint") / CHECKPOINT
     subprocess.run([python, str(HERE / "make_checkpoint.py"), str(comfyui_path), str(path)], check=True)
     return path
@@ -46,7 +33,7 @@ def checkpoint_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, checkpoint_file) -> ComfyServer:
-    comfyui_path, python = comfyui_install()
+    comfyui_path, python = installed_comfyui()
     instance = ComfyServer(comfyui_path, python, tmp_path_factory.mktemp("comfyui"))
     try:
         (instance.checkpoints / CHECKPOINT).symlink_to(checkpoint_file)
