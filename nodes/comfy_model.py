@@ -24,6 +24,8 @@ from ..textual_inversion_core.interfaces import Conditioning, FrozenModel
 from .pseudo_words import clip_family, clip_tokenizers, tokenizer_with_word
 
 FAMILY_NAMES = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}
+# Memory a training step's forward and backward pass needs, in multiples of ComfyUI's inference estimate.
+TRAINING_ACTIVATION_FACTOR = 3
 
 
 class ComfyPromptEncoder:
@@ -101,8 +103,13 @@ class ComfyDenoiser:
         return self._patcher.load_device
 
     def __call__(self, noisy_latents: torch.Tensor, timesteps: torch.Tensor, cond: Conditioning) -> torch.Tensor:
-        # Cheap when the model is already loaded; reloads it if ComfyUI made room for the CLIP (low VRAM).
-        comfy.model_management.load_models_gpu([self._patcher])
+        # Cheap when the model is already loaded; reloads it if ComfyUI made room for the CLIP (low VRAM). Backward
+        # keeps every activation of the forward pass, so ask for room for several inference passes, as the
+        # sampler asks for one: ComfyUI then offloads weights instead of running out of memory.
+        activations = self._patcher.memory_required(list(noisy_latents.shape))
+        comfy.model_management.load_models_gpu(
+            [self._patcher], memory_required=TRAINING_ACTIVATION_FACTOR * activations, minimum_memory_required=activations
+        )
         base = self._patcher.model
         dtype = base.manual_cast_dtype or base.get_dtype()
         device = self.device

@@ -96,7 +96,7 @@ class _PseudoWordTokenizer:
         return re.compile(rf"(?<!\w)(?<!{re.escape(self.embedding_identifier)})(?:{alternatives})(?!\w)", re.IGNORECASE)
 
     def _try_get_embedding(self, embedding_name: str):
-        word, *rest = embedding_name.split()
+        word, *rest = embedding_name.split() or [""]
         vectors = self.pseudo_words.get(word.lower())
         if vectors is None:
             return super()._try_get_embedding(embedding_name)
