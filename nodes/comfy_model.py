@@ -173,8 +173,8 @@ def training_session(model, clip) -> Iterator[None]:
     """Let gradients flow through ComfyUI's UNet and CLIP while the block runs, and tidy up after.
 
     Nodes run under ``torch.inference_mode()``; inside this block it is off and gradients are on. The models
-    are loaded through ComfyUI's model management, their inference-tensor weights become ordinary tensors with
-    the same values (in place, one tensor at a time, so no second copy of the model exists), and each of the
+    are loaded through ComfyUI's model management, their inference-tensor weights are swapped for ordinary
+    tensors with the same values (one tensor at a time, so no second copy of the model exists), and each of the
     CLIP's LayerNorms saves a copy of its input, so the layers' in-place residual additions cannot invalidate
     what backward needs. Those hooks are removed on exit, whatever happens.
     """
