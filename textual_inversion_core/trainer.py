@@ -162,7 +162,6 @@ def snapshot(config: TrainingConfig, model: FrozenModel, params: dict[str, torch
         "grad_accum": config.grad_accum,
         "template": config.template,
         "seed": config.seed,
-        "family": model.family,
     }
     if model.model_hash:
         metadata["base_model_hash"] = model.model_hash

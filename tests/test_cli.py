@@ -1,0 +1,101 @@
+"""The command line: train, info, convert and demo, as a user runs them."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from textual_inversion_core import load_embedding
+from textual_inversion_core.cli import main
+from textual_inversion_core.demo import draw_concept_pictures
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pictures")
+    draw_concept_pictures(folder, count=3)
+    return folder
+
+
+def train(model_dir, pictures, out, *extra):
+    return main(["train", "--model", str(model_dir), "--images", str(pictures), "--token", "<ball>",
+                 "--init", "toy", "--out", str(out), "--resolution", "64", "--steps", "3", "--device", "cpu",
+                 *extra])
+
+
+@pytest.mark.parametrize("family, widths", [
+    ("sd1", {"clip_l": 768}),
+    ("sd2", {"clip_h": 1024}),
+    ("sdxl", {"clip_l": 768, "clip_g": 1280}),
+])
+def test_train_writes_an_embedding_and_its_loss_plot_for_every_family(request, pictures, tmp_path, family, widths):
+    # Given a local diffusers model of the family and a folder of pictures
+    model_dir = request.getfixturevalue(f"{family}_model_dir")
+    out = tmp_path / "ball.safetensors"
+    # When the word is trained from the command line with two vectors
+    assert train(model_dir, pictures, out, "--vectors", "2") == 0
+    # Then the embedding has the family's encoders and the metadata of the run, and a loss plot lies beside it
+    embedding = load_embedding(out)
+    assert embedding.token == "<ball>" and embedding.family == family
+    assert {name: v.shape for name, v in embedding.vectors.items()} == {n: (2, w) for n, w in widths.items()}
+    assert embedding.metadata["steps"] == 3 and embedding.metadata["init_text"] == "toy"
+    with Image.open(tmp_path / "ball-loss.png") as plot:
+        assert plot.size == (768, 384)
+
+
+def test_train_refuses_to_overwrite_before_training_and_resume_continues(sd1_model_dir, pictures, tmp_path, capsys):
+    out = tmp_path / "ball.safetensors"
+    assert train(sd1_model_dir, pictures, out) == 0
+    first = load_embedding(out)
+    # An existing output is refused up front, naming the file and the way out
+    assert train(sd1_model_dir, pictures, out) == 2
+    assert "would overwrite" in capsys.readouterr().err and torch.equal(load_embedding(out).vectors["clip_l"],
+                                                                       first.vectors["clip_l"])
+    # Resuming to 5 steps writes a new file that records all 5 steps
+    resumed = tmp_path / "resumed.safetensors"
+    assert train(sd1_model_dir, pictures, resumed, "--resume", str(out), "--steps", "5") == 0
+    assert load_embedding(resumed).metadata["steps"] == 5
+
+
+def test_checkpoints_and_previews_land_beside_the_output(sd1_model_dir, pictures, tmp_path):
+    out = tmp_path / "ball.safetensors"
+    assert train(sd1_model_dir, pictures, out, "--steps", "4", "--save-every", "2", "--preview-every", "2") == 0
+    assert load_embedding(tmp_path / "ball-step2.safetensors").metadata["steps"] == 2
+    assert not (tmp_path / "ball-step4.safetensors").exists()  # the final step is the output itself
+    for step in (2, 4):
+        with Image.open(tmp_path / f"ball-preview-step{step}.png") as preview:
+            assert preview.size == (64, 64)
+
+
+def test_bad_settings_exit_2_with_the_reason(sd1_model_dir, pictures, tmp_path, capsys):
+    assert train(sd1_model_dir, pictures, tmp_path / "x.safetensors", "--lr", "0.1:5, fast") == 2
+    assert "'fast'" in capsys.readouterr().err
+    assert train(sd1_model_dir, tmp_path / "missing", tmp_path / "x.safetensors") == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_info_and_convert(sd1_model_dir, pictures, tmp_path, capsys):
+    out = tmp_path / "ball.safetensors"
+    assert train(sd1_model_dir, pictures, out) == 0
+    capsys.readouterr()
+    # info --json describes the word for machines
+    assert main(["info", str(out), "--json"]) == 0
+    description = json.loads(capsys.readouterr().out)
+    assert description["token"] == "<ball>" and description["num_vectors"] == 1
+    assert description["widths"] == {"clip_l": 768} and description["metadata"]["steps"] == 3
+    # convert to A1111 .pt keeps the vectors, and refuses to overwrite
+    pt = tmp_path / "ball.pt"
+    assert main(["convert", str(out), str(pt)]) == 0
+    assert torch.equal(load_embedding(pt).vectors["clip_l"], load_embedding(out).vectors["clip_l"])
+    assert main(["convert", str(out), str(pt)]) == 2
+
+
+def test_info_on_a_file_it_refuses_exits_non_zero_with_the_reason(tmp_path):
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x00\x01")
+    run = subprocess.run([sys.executable, "-m", "textual_inversion_core", "info", str(broken)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "broken.safetensors" in run.stderr
