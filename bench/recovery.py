@@ -13,7 +13,7 @@ vector and v*, and print the share of the gap the training closed:
 
 The concept is given directly in latent space, so the trainer's latent encoder is the identity on latents.
 
-    python bench/recovery.py [--steps N] [--lr RATE] [--batch N] [--json]
+    python bench/recovery.py [--steps N] [--lr RATE] [--batch N] [--eval-every N] [--json]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from textual_inversion_core.random_model import build_random_model  # noqa: E402
 from textual_inversion_core.trainer import (  # noqa: E402
     DEFAULT_LEARNING_RATE,
     DEFAULT_STEPS,
+    TrainingCallbacks,
     TrainingConfig,
     train_embedding,
 )
@@ -100,7 +101,18 @@ def held_out_loss(model, latents, vectors, seed: int, draws: int = 16) -> float:
     return total / draws
 
 
-def run(steps: int, learning_rate: float | str, init_text: str, images: int, batch: int, seed: int) -> dict:
+class GapProgress(TrainingCallbacks):
+    """Measures the held-out gap closed at every checkpoint, to tell how many steps the recovery took."""
+
+    def __init__(self, gap_closed):
+        self.gap_closed, self.curve = gap_closed, []
+
+    def on_checkpoint(self, embedding, step):
+        self.curve.append((step, self.gap_closed(embedding.vectors)))
+
+
+def run(steps: int, learning_rate: float | str, init_text: str, images: int, batch: int, seed: int,
+        eval_every: int = 10) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         host = load_diffusers_model(build_random_model(Path(folder) / "model", family="sd1", seed=seed),
                                     device="cpu", dtype="float32")
@@ -122,14 +134,23 @@ def run(steps: int, learning_rate: float | str, init_text: str, images: int, bat
     train_latents = sample_concept(model, target, images, seed=seed + 2)
     held_out = sample_concept(model, target, 64, seed=seed + 3)
 
-    config = TrainingConfig(token=TOKEN, init_text=init_text, steps=steps, learning_rate=learning_rate,
-                            batch_size=batch, seed=seed, flip=False, template="captions")
-    started = time.perf_counter()
-    result = train_embedding(model, [latents_to_image(x) for x in train_latents], config)
-    seconds = time.perf_counter() - started
-
     losses = {name: held_out_loss(model, held_out, vectors, seed=seed + 4)
-              for name, vectors in (("init", init), ("learned", result.embedding.vectors), ("target", target))}
+              for name, vectors in (("init", init), ("target", target))}
+
+    def gap_closed(vectors) -> float:
+        learned = held_out_loss(model, held_out, vectors, seed=seed + 4)
+        return (losses["init"] - learned) / (losses["init"] - losses["target"])
+
+    progress = GapProgress(gap_closed)
+    config = TrainingConfig(token=TOKEN, init_text=init_text, steps=steps, learning_rate=learning_rate,
+                            batch_size=batch, seed=seed, flip=False, template="captions",
+                            checkpoint_every=eval_every)
+    started = time.perf_counter()
+    result = train_embedding(model, [latents_to_image(x) for x in train_latents], config, progress)
+    seconds = time.perf_counter() - started
+    losses["learned"] = held_out_loss(model, held_out, result.embedding.vectors, seed=seed + 4)
+    progress.curve.append((steps, gap_closed(result.embedding.vectors)))
+    reached = next((step for step, gap in progress.curve if gap >= 0.9), None)
     return {
         "steps": steps,
         "learning_rate": learning_rate,
@@ -140,7 +161,9 @@ def run(steps: int, learning_rate: float | str, init_text: str, images: int, bat
         "loss_learned": losses["learned"],
         "loss_target": losses["target"],
         "gap_closed": (losses["init"] - losses["learned"]) / (losses["init"] - losses["target"]),
+        "steps_to_0.9": reached,
         "train_seconds": round(seconds, 1),
+        "curve": [(step, round(gap, 3)) for step, gap in progress.curve],
     }
 
 
@@ -152,18 +175,21 @@ def main() -> None:
     parser.add_argument("--init", default="cat")
     parser.add_argument("--images", type=int, default=5, help="concept latents to train on (3-5 pictures)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=int, default=10, help="measure the gap every N steps")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     try:
         learning_rate: float | str = float(args.lr)
     except ValueError:
         learning_rate = args.lr
-    figures = run(args.steps, learning_rate, args.init, args.images, args.batch, args.seed)
+    figures = run(args.steps, learning_rate, args.init, args.images, args.batch, args.seed, args.eval_every)
     if args.json:
         print(json.dumps(figures))
         return
+    curve = figures.pop("curve")
     for key, value in figures.items():
         print(f"{key:18} {value:.4f}" if isinstance(value, float) else f"{key:18} {value}")
+    print("gap closed by step: " + ", ".join(f"{step}: {gap:.2f}" for step, gap in curve))
 
 
 if __name__ == "__main__":
