@@ -1,0 +1,141 @@
+// The panel on a Train Embedding node: loss chart, step / total, learning rate, time, and the latest preview.
+
+import { api } from "../../scripts/api.js";
+import { drawLossChart, formatLoss } from "./loss_chart.js";
+
+const WIDGET_NAME = "training_progress";
+const CHART_HEIGHT = 160;
+const TEXT_HEIGHT = 40;
+const PREVIEW_HEIGHT = 180;
+const MIN_NODE_WIDTH = 400;
+
+const STYLE = `
+.ti-panel { display: flex; flex-direction: column; gap: 2px; box-sizing: border-box; padding: 2px 4px;
+  color: var(--descrip-text, #aaa); font: 11px/1.35 sans-serif; overflow: hidden; }
+.ti-panel canvas { flex: 1 1 ${CHART_HEIGHT}px; min-height: 0; width: 100%; display: block; }
+.ti-panel .ti-summary, .ti-panel .ti-timing { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.ti-panel .ti-summary { color: var(--input-text, #ddd); }
+.ti-panel[data-status="failed"] .ti-timing { color: var(--error-text, #f66); }
+.ti-panel figure { margin: 0; flex: 0 0 ${PREVIEW_HEIGHT}px; display: flex; flex-direction: column; min-height: 0; }
+.ti-panel figure[hidden] { display: none; }
+.ti-panel figure img { flex: 1 1 auto; min-height: 0; object-fit: contain; }
+.ti-panel figcaption { text-align: center; }
+`;
+
+function addStyleOnce() {
+  if (document.getElementById("ti-panel-style")) return;
+  const style = document.createElement("style");
+  style.id = "ti-panel-style";
+  style.textContent = STYLE;
+  document.head.append(style);
+}
+
+class TrainingPanel {
+  constructor() {
+    addStyleOnce();
+    this.run = null;
+    this.element = document.createElement("div");
+    this.element.className = "ti-panel";
+    this.canvas = document.createElement("canvas");
+    this.summary = document.createElement("div");
+    this.summary.className = "ti-summary";
+    this.timing = document.createElement("div");
+    this.timing.className = "ti-timing";
+    this.figure = document.createElement("figure");
+    this.figure.hidden = true;
+    this.image = document.createElement("img");
+    this.image.alt = "preview";
+    // Temp pictures are gone after a server restart: hide the preview rather than show a broken picture.
+    this.image.addEventListener("error", () => (this.figure.hidden = true));
+    this.caption = document.createElement("figcaption");
+    this.figure.append(this.image, this.caption);
+    this.element.append(this.canvas, this.summary, this.timing, this.figure);
+    new ResizeObserver(() => this.draw()).observe(this.canvas);
+  }
+
+  get height() {
+    return CHART_HEIGHT + TEXT_HEIGHT + (this.figure.hidden ? 0 : PREVIEW_HEIGHT);
+  }
+
+  show(run) {
+    this.run = run;
+    this.summary.textContent = summaryText(run);
+    this.timing.textContent = timingText(run);
+    this.element.dataset.status = run.status;
+    const image = run.preview?.image;
+    if (image && !this.image.src.endsWith(previewQuery(image))) {
+      this.figure.hidden = false;
+      this.image.src = api.apiURL(`/view?${previewQuery(image)}`);
+    }
+    if (run.preview) this.caption.textContent = `preview at step ${run.preview.step}`;
+    if (!this.drawPending) {
+      this.drawPending = true;
+      requestAnimationFrame(() => {
+        this.drawPending = false;
+        this.draw();
+      });
+    }
+  }
+
+  draw() {
+    if (this.run) drawLossChart(this.canvas, this.run);
+  }
+}
+
+function previewQuery({ filename, subfolder, type }) {
+  return new URLSearchParams({ filename, subfolder: subfolder ?? "", type: type ?? "temp" }).toString();
+}
+
+function summaryText(run) {
+  const loss = run.lastLoss === null ? "" : ` · loss ${formatLoss(run.lastLoss)} (smoothed ${formatLoss(run.lastSmoothed)})`;
+  return `step ${run.step} / ${run.total}${loss}`;
+}
+
+function timingText(run) {
+  const lr = run.lr === null ? "" : `lr ${Number(run.lr.toPrecision(3))} · `;
+  switch (run.status) {
+    case "running":
+      return `${lr}${formatDuration(run.elapsed)} elapsed · ${run.eta === null ? "–" : formatDuration(run.eta)} left`;
+    case "done":
+      return `${lr}done in ${formatDuration(run.elapsed)}`;
+    case "stopped":
+      return `stopped at step ${run.step} after ${formatDuration(run.elapsed)}` +
+        (run.detail ? ` · kept as ${run.detail}` : "");
+    default:
+      return `failed at step ${run.step}${run.detail ? `: ${run.detail}` : ""}`;
+  }
+}
+
+export function formatDuration(seconds) {
+  const s = Math.max(0, Math.round(seconds ?? 0));
+  const [h, m] = [Math.floor(s / 3600), Math.floor((s % 3600) / 60)];
+  const mmss = `${String(m).padStart(h ? 2 : 1, "0")}:${String(s % 60).padStart(2, "0")}`;
+  return h ? `${h}:${mmss}` : mmss;
+}
+
+// The node's panel, added the first time the node has a run to show. It is not a widget value: nothing of it
+// goes into the prompt or the workflow's widgets_values.
+export function showRun(node, run) {
+  let widget = node.widgets?.find((w) => w.name === WIDGET_NAME);
+  const created = !widget;
+  if (created) {
+    const panel = new TrainingPanel();
+    widget = node.addDOMWidget(WIDGET_NAME, "textual_inversion_progress", panel.element, {
+      serialize: false,
+      hideOnZoom: false,
+      getMinHeight: () => panel.height,
+    });
+    widget.serialize = false;
+    widget.panel = panel;
+  }
+  const heightBefore = created ? 0 : widget.panel.height;
+  widget.panel.show(run);
+  node.trainingRun = run; // what the page shows, for scripts and tests: node.trainingRun.points etc.
+  if (created || widget.panel.height !== heightBefore) fitNode(node);
+}
+
+function fitNode(node) {
+  const needed = node.computeSize();
+  node.setSize([Math.max(node.size[0], MIN_NODE_WIDTH, needed[0]), Math.max(node.size[1], needed[1])]);
+  node.setDirtyCanvas(true, true);
+}
