@@ -59,8 +59,8 @@ class TrainingPanel {
 
   show(run) {
     this.run = run;
-    this.summary.textContent = summaryText(run);
-    this.timing.textContent = timingText(run);
+    this.summary.textContent = this.summary.title = summaryText(run);
+    this.timing.textContent = this.timing.title = timingText(run); // the title: all of a long path on hover
     this.element.dataset.status = run.status;
     const image = run.preview?.image;
     if (image && !this.image.src.endsWith(previewQuery(image))) {
@@ -106,7 +106,7 @@ function timingText(run) {
   }
 }
 
-export function formatDuration(seconds) {
+function formatDuration(seconds) {
   const s = Math.max(0, Math.round(seconds ?? 0));
   const [h, m] = [Math.floor(s / 3600), Math.floor((s % 3600) / 60)];
   const mmss = `${String(m).padStart(h ? 2 : 1, "0")}:${String(s % 60).padStart(2, "0")}`;

@@ -20,8 +20,8 @@ from workflow_format import load
 pytestmark = pytest.mark.comfyui
 
 ARTIFACTS = REPOSITORY / "test-artifacts"
-STEPS = 10
-PREVIEW_EVERY = 5
+STEPS = 6
+PREVIEW_EVERY = 3
 
 # Loads the example as a template the way the frontend fetches it, scales it down to the test checkpoint, starts
 # recording what the user would read on the node, and queues it as the Run button does.

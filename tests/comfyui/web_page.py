@@ -48,7 +48,7 @@ class ComfyPage:
         self.url = url
         self.page = browser.new_page(viewport={"width": 1600, "height": 1000})
         self.errors: list[str] = []  # uncaught exceptions, and console errors that name our extension
-        self.page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+        self.page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error.stack or error}"))
         self.page.on("console", self._on_console)
 
     def _on_console(self, message) -> None:
