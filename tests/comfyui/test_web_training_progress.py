@@ -22,6 +22,7 @@ pytestmark = pytest.mark.comfyui
 ARTIFACTS = REPOSITORY / "test-artifacts"
 STEPS = 6
 PREVIEW_EVERY = 3
+LEARNING_RATE = 0.005
 
 # Loads the example as a template the way the frontend fetches it, scales it down to the test checkpoint, starts
 # recording what the user would read on the node, and queues it as the Run button does.
@@ -120,6 +121,7 @@ def test_train_embedding_node_shows_its_training_live_and_after_a_reload(server,
             ["CheckpointLoaderSimple", "ckpt_name", CHECKPOINT],
             ["LoadConceptImages", "resolution", TRAINING_SIZE],
             ["TrainEmbedding", "steps", STEPS],
+            ["TrainEmbedding", "learning_rate", LEARNING_RATE],
             ["TrainEmbedding", "preview_every", PREVIEW_EVERY],
             ["SaveEmbedding", "filename_prefix", "web-test"],
             ["EmptyLatentImage", "width", TRAINING_SIZE],
@@ -138,14 +140,14 @@ def test_train_embedding_node_shows_its_training_live_and_after_a_reload(server,
     assert reported == list(range(1, STEPS + 1))
     assert run["steps"] == reported
     assert run["step"] == run["total"] == STEPS and run["status"] == "done"
-    assert run["lr"] == pytest.approx(0.005) and run["elapsed"] > 0
+    assert run["lr"] == pytest.approx(LEARNING_RATE) and run["elapsed"] > 0
     # the user read every step / total go by, with the time elapsed and left,
     texts = page.evaluate("() => window.seen.texts")
     shown_steps = [int(m.group(1)) for text in texts if (m := re.match(rf"step (\d+) / {STEPS}\b", text))]
     # (the panel joins the page a moment after its first step is written into it)
     shown = list(dict.fromkeys(shown_steps))
     assert shown[0] <= 2 and shown == reported[shown[0] - 1:]
-    assert any(re.fullmatch(r"lr 0\.005 · \d+:\d\d elapsed · \d+:\d\d left", text) for text in texts), texts
+    assert any(re.fullmatch(rf"lr {LEARNING_RATE} · \d+:\d\d elapsed · \d+:\d\d left", text) for text in texts), texts
     # the curve is drawn and the latest preview picture is shown,
     page.wait_for(f"id => ({PANEL_PIXELS})(id).previewShown", node_id, 30)
     panel = page.evaluate(PANEL_PIXELS, node_id)
@@ -161,3 +163,28 @@ def test_train_embedding_node_shows_its_training_live_and_after_a_reload(server,
     page.wait_for(f"id => ({PANEL_PIXELS})(id).blue > 100", node_id, 30)
     screenshot(page, node_id, "web_training_after_reload.png")
     assert page.errors == []
+
+
+# A run of 2500 steps, as the page keeps it for after a reload.
+KEPT_LONG_RUN = """async (url) => {
+  const {TrainingRun} = await import(url);
+  const run = new TrainingRun("a prompt");
+  for (let step = 1; step <= 2500; step++) {
+    run.addStep({step, total: 2500, loss: 0.1 + 0.05 * Math.sin(step), lr: 0.005, elapsed: step, eta: 2500 - step});
+  }
+  const kept = TrainingRun.fromJSON(JSON.parse(JSON.stringify(run)));
+  return {live: run.points.slice(0, 2), kept: kept.points, last: run.points.at(-1)};
+}"""
+
+
+def test_a_long_run_is_kept_compact_for_after_a_reload(page):
+    # Given a run of 2500 steps on the page, when it is kept for after a reload,
+    run = page.evaluate(KEPT_LONG_RUN, "/extensions/comfyui-textual-inversion/training_run.js")
+    kept = run["kept"]
+    # then at most 1000 of its points are kept, spread evenly from the first step to the last,
+    assert len(kept) <= 1000 and kept[0][0] == 1 and kept[-1][0] == 2500
+    assert len({b[0] - a[0] for a, b in zip(kept, kept[1:-1])}) == 1
+    # each with its loss and smoothed loss to 5 significant digits,
+    assert kept[-1] == [2500, pytest.approx(run["last"][1], rel=1e-4), pytest.approx(run["last"][2], rel=1e-4)]
+    # and the smoothed curve starts at the first loss itself, not at zero.
+    assert run["live"][0][2] == run["live"][0][1]
