@@ -21,7 +21,10 @@ CHROMIUM_FLAGS = [
 
 
 def chromium_path() -> str:
-    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    chosen = os.environ.get("CHROMIUM")
+    if chosen and not os.path.isfile(chosen):
+        pytest.fail(f"CHROMIUM={chosen} is not a file; point it at a Chromium executable or unset it.")
+    path = chosen or shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:
         pytest.skip("needs Chromium for the browser tests: apt-get install chromium (or set CHROMIUM=/path)")
     return path
