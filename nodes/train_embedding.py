@@ -113,7 +113,10 @@ class TrainEmbedding(io.ComfyNode):
                     "learning_rate", default=DEFAULT_LEARNING_RATE, min=1e-6, max=1.0, step=0.0001, round=False
                 ),
                 io.Int.Input("batch_size", default=1, min=1, max=64, tooltip="Pictures per step."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF),
+                # Declared explicitly: the frontend otherwise adds a "control after generate" widget to any
+                # input named seed, which would re-randomise a training run on every queue and shift the saved
+                # widget values of shared workflows.
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=False),
                 io.String.Input(
                     "captions",
                     optional=True,

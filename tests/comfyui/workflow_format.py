@@ -32,7 +32,7 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
         for name, spec in specs.items():
             if is_widget(spec):
                 inputs[name] = next(values)
-                if len(spec) > 1 and spec[1].get("control_after_generate"):
+                if has_control_widget(name, spec):
                     next(values)
         for socket in node.get("inputs", []):
             if socket.get("link") is not None:
@@ -40,6 +40,15 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
                 inputs[socket["name"]] = [str(source), output]
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     return prompt
+
+
+def has_control_widget(name: str, spec: list) -> bool:
+    """The frontend's rule: an INT gets a "control after generate" widget when its spec asks for one, or, when
+    the spec says nothing, when it is named seed or noise_seed."""
+    options = spec[1] if len(spec) > 1 else {}
+    if spec[0] != "INT":
+        return bool(options.get("control_after_generate"))
+    return options.get("control_after_generate", name in ("seed", "noise_seed"))
 
 
 def load(path: Path) -> dict:
