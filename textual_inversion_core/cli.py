@@ -46,11 +46,17 @@ def format_seconds(seconds: float) -> str:
 class ConsoleProgress(TrainingCallbacks):
     """A one-line progress bar on stderr, checkpoints and previews beside the output, and Ctrl-C to stop."""
 
-    def __init__(self, out: Path, file_format: str, overwrite: bool, preview=None):
+    def __init__(self, out: Path, file_format: str, overwrite: bool, preview=None, release_vae=None):
         self.out, self.file_format, self.overwrite, self.preview = out, file_format, overwrite, preview
+        self.release_vae = release_vae
         self.stop_requested = False
         self.interactive = sys.stderr.isatty()
         self.last_print = 0.0
+
+    def on_latents_cached(self) -> None:
+        # Without previews the VAE's work is done: its memory goes to training's activations instead.
+        if self.preview is None and self.release_vae is not None:
+            self.release_vae()
 
     def request_stop(self, *_):
         if self.stop_requested:
@@ -107,14 +113,13 @@ def planned_outputs(args, config: TrainingConfig) -> list[Path]:
 
 
 def weights_dtype(requested: str, device) -> str:
-    """``auto``: half precision where the GPU computes it natively, full precision elsewhere."""
+    """``auto``: the fastest dtype the device computes natively (bfloat16 on recent GPUs and on CPUs with
+    AVX512-BF16/AMX, float16 on older GPUs), float32 where half precision would be emulated."""
     if requested != "auto":
         return requested
-    if device.type == "cuda":
-        import torch
+    from .precision import native_compute_dtype
 
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    return "float32"
+    return str(native_compute_dtype(device)).removeprefix("torch.")
 
 
 def cmd_train(args) -> int:
@@ -146,7 +151,7 @@ def cmd_train(args) -> int:
     print(f"model: {args.model} ({frozen.family}, {model.prediction_type}) on {frozen.device}", file=sys.stderr)
     preview = (lambda emb: model.render_preview(emb, args.preview_prompt, seed=args.seed,
                                                 resolution=args.resolution)) if args.preview_every else None
-    progress = ConsoleProgress(out, file_format, args.overwrite, preview)
+    progress = ConsoleProgress(out, file_format, args.overwrite, preview, release_vae=model.release_vae)
 
     previous = signal.signal(signal.SIGINT, progress.request_stop)
     try:
@@ -229,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", default=None, help="an embedding file to continue training")
     train.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
     train.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
-                       help="dtype of the frozen weights (the vectors always train in float32)")
+                       help="dtype the frozen model is stored and computed in (the vectors always train in float32); "
+                            "auto: bfloat16 where the hardware runs it natively, float16 on older GPUs, else float32")
     train.add_argument("--format", choices=EMBEDDING_FORMATS, default=None, help="default from --out's suffix")
     train.add_argument("--overwrite", action="store_true", help="replace existing output files")
     train.set_defaults(run=cmd_train)

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
 from diffusers.models.attention_processor import AttnProcessor2_0
 from PIL import Image
 
 from .embedding import ENCODER_WIDTHS, FAMILY_ENCODERS, MAX_VECTORS, Embedding, EmbeddingError
 from .interfaces import Conditioning, FrozenModel
+from .precision import autocast_dtype_for
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -28,6 +29,11 @@ _FAMILY_BY_WIDTH = {ENCODER_WIDTHS["clip_l"]: "sd1", ENCODER_WIDTHS["clip_h"]: "
 
 # How much of each UNet weight file the model hash reads: enough to tell models apart, cheap for a 5 GB file.
 _HASH_BYTES = 4 << 20
+
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
+}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -61,6 +67,8 @@ class _TextEncoder:
         # either as the first id equal to it or, for CLIP's legacy configs, as the highest id; an id that is
         # neither equal to nor above the end marker can never be mistaken for it.
         self.slot_id = 0 if tokenizer.eos_token_id != 0 else 1
+        # Training draws its prompts from a few dozen templates: each is tokenized once, not once per step.
+        self._tokenized: dict[tuple[str, str, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def token_ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
@@ -85,10 +93,9 @@ class _TextEncoder:
 
     def run(self, prompts: Sequence[str], token: str, vectors: torch.Tensor):
         """The encoder's output for ``prompts`` with ``vectors`` written into the word's slots."""
-        device = self.model.device
-        tokenized = [self.tokenize(prompt, token, vectors.shape[0]) for prompt in prompts]
-        ids = torch.tensor([t[0] for t in tokenized], device=device)
-        rows = torch.tensor([t[1] for t in tokenized], device=device)
+        tokenized = [self._tokenized_on_device(prompt, token, vectors.shape[0]) for prompt in prompts]
+        ids = torch.stack([t[0] for t in tokenized])
+        rows = torch.stack([t[1] for t in tokenized])
         in_slot = (rows >= 0).unsqueeze(-1)
 
         def inject(module, inputs, output):
@@ -100,6 +107,16 @@ class _TextEncoder:
             return self.model(ids, output_hidden_states=True)
         finally:
             handle.remove()
+
+    def _tokenized_on_device(self, prompt: str, token: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (prompt, token, n)
+        if key not in self._tokenized:
+            if len(self._tokenized) >= 4096:  # captions and templates are few; this only bounds a misuse
+                self._tokenized.clear()
+            ids, rows = self.tokenize(prompt, token, n)
+            device = self.model.device
+            self._tokenized[key] = (torch.tensor(ids, device=device), torch.tensor(rows, device=device))
+        return self._tokenized[key]
 
 
 class DiffusersPromptEncoder:
@@ -198,6 +215,8 @@ class DiffusersLatentEncoder:
 
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self._vae.device.type == "meta":
+            raise RuntimeError("The VAE was released after the latents were cached; load the model again to encode.")
         latents = self._vae.encode(pixels.to(device=self._vae.device, dtype=self._vae.dtype)).latent_dist.mode()
         shift = getattr(self._vae.config, "shift_factor", None)
         if shift is not None:
@@ -247,6 +266,11 @@ class DiffusersModel:
     def prediction_type(self) -> str:
         return self.denoiser.prediction_type
 
+    def release_vae(self) -> None:
+        """Free the VAE's weights: training needs them only to cache the latents. Previews and latent encoding
+        are impossible afterwards."""
+        self.pipeline.vae.to_empty(device="meta")
+
     def frozen_model(self) -> FrozenModel:
         return FrozenModel(
             prompt_encoder=self.prompt_encoder,
@@ -254,6 +278,7 @@ class DiffusersModel:
             latent_encoder=self.latent_encoder,
             family=self.family,
             device=self.device,
+            autocast_dtype=autocast_dtype_for(self.dtype),
             model_hash=self.model_hash,
         )
 
@@ -351,6 +376,51 @@ def model_hash(path: str | Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def read_safetensors(files: Sequence[Path], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The tensors of safetensors files, floating-point ones in ``dtype``, read one at a time.
+
+    safetensors' own loader maps the whole file into memory, and mapped pages count as the process's memory for
+    as long as the map lives: a 3.4 GB float32 UNet loaded as bfloat16 would peak near 5 GB instead of 1.7 GB.
+    Ordinary reads hold one float32 tensor at a time.
+    """
+    state = {}
+    for file in files:
+        with open(file, "rb") as handle:
+            header_size = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(header_size))
+            header.pop("__metadata__", None)
+            for name, info in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
+                begin, end = info["data_offsets"]
+                raw = torch.empty(end - begin, dtype=torch.uint8)
+                handle.seek(8 + header_size + begin)
+                if handle.readinto(memoryview(raw.numpy())) != end - begin:
+                    raise ValueError(f"{file} is truncated: {name} is cut short. Download or convert it again.")
+                tensor = raw.view(_SAFETENSORS_DTYPES[info["dtype"]]).reshape(info["shape"])
+                state[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+    return state
+
+
+def _load_unet(folder: Path, dtype: torch.dtype) -> UNet2DConditionModel | None:
+    """The UNet built empty and filled straight from its safetensors file(s) in ``dtype``; None when the folder
+    holds another layout (pickled weights, keys from older diffusers), which diffusers' own loader then reads."""
+    single = folder / "diffusion_pytorch_model.safetensors"
+    index = folder / "diffusion_pytorch_model.safetensors.index.json"
+    if single.is_file():
+        files = [single]
+    elif index.is_file():
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        files = [folder / name for name in dict.fromkeys(weight_map.values())]
+    else:
+        return None
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder))
+    try:
+        unet.load_state_dict(read_safetensors(files, dtype), strict=True, assign=True)
+    except RuntimeError:
+        return None
+    return unet
+
+
 def load_diffusers_model(
     path: str | Path, device: str | torch.device = "auto", dtype: str | torch.dtype = "float32"
 ) -> DiffusersModel:
@@ -359,6 +429,9 @@ def load_diffusers_model(
     family = detect_family(path)
     pipeline_class = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
     extra = {} if family == "sdxl" else {"safety_checker": None, "requires_safety_checker": False}
+    unet = _load_unet(Path(path) / "unet", torch_dtype)
+    if unet is not None:
+        extra["unet"] = unet
     with warnings.catch_warnings():
         # diffusers 0.42 renamed torch_dtype to dtype; the versions before it know only torch_dtype.
         warnings.filterwarnings("ignore", message=".*torch_dtype.*deprecated", category=FutureWarning)

@@ -21,6 +21,7 @@ from .data import ConceptImage
 from .embedding import MAX_VECTORS, Embedding, EmbeddingError
 from .interfaces import FrozenModel
 from .objective import denoising_loss
+from .precision import loss_scaler
 from .schedules import SCHEDULE_KINDS, make_schedule
 from .templates import TEMPLATE_KINDS, PromptTemplates
 
@@ -85,6 +86,9 @@ class StepReport:
 class TrainingCallbacks:
     """Hooks a host overrides to watch, preview, checkpoint and stop a run."""
 
+    def on_latents_cached(self) -> None:
+        """The pictures are encoded: the trainer will not use the latent encoder (the VAE) again."""
+
     def on_step(self, report: StepReport) -> None:
         pass
 
@@ -137,9 +141,10 @@ def cache_latents(model: FrozenModel, images: Sequence[ConceptImage], flip: bool
     latents = []
     for image in images:
         pixels = image.pixels.unsqueeze(0).to(model.device) * 2 - 1
-        batch = torch.cat([pixels, pixels.flip(-1)]) if flip else pixels
-        with autocast(model):
-            latents.append(model.latent_encoder.encode(batch).float())
+        # One picture per VAE call: at 512 px a pair would add ~0.4 GB to the run's peak memory, for no speed.
+        for view in (pixels, pixels.flip(-1)) if flip else (pixels,):
+            with autocast(model):
+                latents.append(model.latent_encoder.encode(view).float())
     return torch.cat(latents)
 
 
@@ -147,6 +152,16 @@ def autocast(model: FrozenModel):
     if model.autocast_dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=model.device.type, dtype=model.autocast_dtype)
+
+
+def batch_loss(model: FrozenModel, latents: torch.Tensor, prompts: Sequence[str], token: str,
+               vectors: dict[str, torch.Tensor], timesteps: torch.Tensor, noise: torch.Tensor,
+               min_snr_gamma: float | None = None) -> torch.Tensor:
+    """The denoising loss of one batch, its forward passes in the model's compute dtype; backward from it reaches
+    ``vectors`` alone. All the work of a training step but the optimiser's is here and in its backward."""
+    with autocast(model):
+        cond = model.prompt_encoder.encode(prompts, token, vectors)
+        return denoising_loss(model.denoiser, latents, cond, timesteps, noise, min_snr_gamma)
 
 
 def snapshot(config: TrainingConfig, model: FrozenModel, params: dict[str, torch.Tensor], steps_done: int,
@@ -197,10 +212,12 @@ def train_embedding(
                               losses, False, first_step - 1)
 
     latents = cache_latents(model, images, config.flip)
+    callbacks.on_latents_cached()
     captions = [image.caption for image in images for _ in range(2 if config.flip else 1)]
     templates = PromptTemplates(config.template, config.token)
     schedule = make_schedule(config.learning_rate, config.steps, config.lr_schedule, config.warmup_steps)
     optimizer = torch.optim.AdamW(params.values(), lr=schedule(first_step), weight_decay=0.0)
+    scaler = loss_scaler(device, model.autocast_dtype)
     num_timesteps = model.denoiser.alphas_cumprod.shape[0]
 
     good = ({name: p.detach().clone() for name, p in params.items()}, first_step - 1)
@@ -217,28 +234,35 @@ def train_embedding(
             group["lr"] = lr
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
         prompt_rng = random.Random(config.seed * 1_000_003 + step)
-        step_loss = 0.0
+        step_losses = []
         for _ in range(config.grad_accum):
             pick = torch.randint(len(latents), (config.batch_size,), generator=generator)
             timesteps = torch.randint(num_timesteps, (config.batch_size,), generator=generator)
             noise = torch.randn((config.batch_size, *latents.shape[1:]), generator=generator)
             prompts = [templates.prompt(captions[i], prompt_rng) for i in pick.tolist()]
-            with autocast(model):
-                cond = model.prompt_encoder.encode(prompts, config.token, params)
-                loss = denoising_loss(model.denoiser, latents[pick], cond, timesteps.to(device),
-                                      noise.to(device), config.min_snr_gamma)
-            (loss / config.grad_accum).backward()
-            step_loss += loss.item() / config.grad_accum
+            loss = batch_loss(model, latents[pick], prompts, config.token, params, timesteps.to(device),
+                              noise.to(device), config.min_snr_gamma) / config.grad_accum
+            (scaler.scale(loss) if scaler else loss).backward()
+            step_losses.append(loss.detach())
+        step_loss = torch.stack(step_losses).sum().item()  # one wait for the device per step, not per batch
         # A non-finite loss condemns the vectors it was computed with, so the last good ones are those of the
         # step before; a finite loss with a non-finite gradient or update condemns only the update.
         if not math.isfinite(step_loss):
             raise_diverged(config, model, good, step, step_loss, lr, losses[:-1], base_metadata)
         good = (current, step - 1)
-        if not all(torch.isfinite(p.grad).all() for p in params.values() if p.grad is not None):
+        if scaler:
+            # float16: an overflowing gradient only means the loss scale is too high; the scaler skips the
+            # update and lowers the scale.
+            scaler.unscale_(optimizer)
+        elif not all(torch.isfinite(p.grad).all() for p in params.values() if p.grad is not None):
             raise_diverged(config, model, good, step, step_loss, lr, losses, base_metadata)
         if config.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(params.values(), config.max_grad_norm)
-        optimizer.step()
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if not all(torch.isfinite(p).all() for p in params.values()):
             raise_diverged(config, model, good, step, step_loss, lr, losses, base_metadata)
