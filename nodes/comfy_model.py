@@ -15,12 +15,14 @@ import contextlib
 import math
 from typing import Iterator, Sequence
 
+import comfy.ldm.modules.attention
 import comfy.model_management
 import comfy.model_sampling
 import torch
 
 from ..textual_inversion_core.embedding import ENCODER_WIDTHS, EmbeddingError
 from ..textual_inversion_core.interfaces import Conditioning, FrozenModel
+from ..textual_inversion_core.precision import HALF_DTYPES, native_compute_dtype
 from .pseudo_words import clip_family, clip_tokenizers, tokenizer_with_word
 
 FAMILY_NAMES = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}
@@ -126,10 +128,25 @@ class ComfyDenoiser:
             noisy_latents.to(device, dtype),
             timesteps.to(device).float(),
             context=cond.context.to(device, dtype),
-            transformer_options={},
+            transformer_options={"optimized_attention_override": _training_attention},
             **extra,
         )
         return prediction.float()
+
+    def compute_dtype(self) -> torch.dtype | None:
+        """The dtype to train in: the one ComfyUI computes this model in when that is half precision, else the
+        fastest one the device runs natively (bfloat16 on CPUs with AVX512-BF16, where ComfyUI keeps float32)."""
+        base = self._patcher.model
+        dtype = base.manual_cast_dtype or base.get_dtype()
+        if dtype not in HALF_DTYPES:
+            dtype = native_compute_dtype(self.device)
+        return dtype if dtype in HALF_DTYPES else None
+
+
+def _training_attention(attention, *args, **kwargs):
+    """PyTorch's SDPA, whatever attention ComfyUI samples with: it has a backward pass on every device (sage
+    attention has none), and on the CPU it beats ComfyUI's sub-quadratic attention, which trades speed for memory."""
+    return comfy.ldm.modules.attention.attention_pytorch(*args, **kwargs)
 
 
 class ComfyLatentEncoder:
@@ -165,6 +182,7 @@ def frozen_model(model, clip, vae) -> FrozenModel:
         latent_encoder=ComfyLatentEncoder(vae, model),
         family=family,
         device=denoiser.device,
+        autocast_dtype=denoiser.compute_dtype(),
     )
 
 
