@@ -25,6 +25,10 @@ from .precision import loss_scaler
 from .schedules import SCHEDULE_KINDS, make_schedule
 from .templates import TEMPLATE_KINDS, PromptTemplates
 
+# Chosen with bench/recovery.py (a hidden word learned from 5 latents; share of the held-out loss gap closed,
+# 300 steps, batch 1): 5e-3 reached 0.9 after 40 steps on every seed tried and ended at 0.93-0.95, within 0.005
+# of the best final figure; 1e-3 took 60 steps, 2e-2 40-60 with a noisier end. The benchmark plateaus by about
+# 100 steps; real pictures on a trained UNet give far noisier gradients, hence ten times that by default.
 DEFAULT_STEPS = 1000
 DEFAULT_LEARNING_RATE = 5e-3
 
