@@ -11,6 +11,7 @@ from textual_inversion_core.trainer import (
     TrainingConfig,
     TrainingDiverged,
     batch_loss,
+    cache_latents,
     initial_vectors,
     train_embedding,
 )
@@ -112,3 +113,13 @@ def test_a_genuinely_diverging_float16_run_still_stops_with_the_last_good_vector
     with pytest.raises(TrainingDiverged) as stopped:
         train_embedding(frozen, pictures, config)
     assert all(torch.isfinite(v).all() for v in stopped.value.last_good.vectors.values())
+
+
+def test_a_float16_models_vae_still_encodes_in_float32(sd1_model_dir, pictures):
+    # Given a float16 model, whose VAE is kept in float32 because SD's VAEs overflow in float16
+    model = load_diffusers_model(sd1_model_dir, device="cpu", dtype="float16")
+    assert model.pipeline.vae.dtype == torch.float32
+    # When the trainer caches the latents under its float16 autocast
+    cached = cache_latents(model.frozen_model(), pictures[:1], flip=False)
+    # Then they are exactly the VAE's float32 encoding
+    assert torch.equal(cached, model.latent_encoder.encode(pictures[0].pixels[None] * 2 - 1))

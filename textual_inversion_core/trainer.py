@@ -147,13 +147,15 @@ def cache_latents(model: FrozenModel, images: Sequence[ConceptImage], flip: bool
         pixels = image.pixels.unsqueeze(0).to(model.device) * 2 - 1
         # One picture per VAE call: at 512 px a pair would add ~0.4 GB to the run's peak memory, for no speed.
         for view in (pixels, pixels.flip(-1)) if flip else (pixels,):
-            with autocast(model):
+            with autocast(model, for_vae=True):
                 latents.append(model.latent_encoder.encode(view).float())
     return torch.cat(latents)
 
 
-def autocast(model: FrozenModel):
-    if model.autocast_dtype is None:
+def autocast(model: FrozenModel, for_vae: bool = False):
+    # Stable Diffusion's VAEs overflow in float16, so hosts keep them in float32, which float16 autocast would
+    # undo; bfloat16 has float32's range.
+    if model.autocast_dtype is None or (for_vae and model.autocast_dtype == torch.float16):
         return contextlib.nullcontext()
     return torch.autocast(device_type=model.device.type, dtype=model.autocast_dtype)
 
