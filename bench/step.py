@@ -11,6 +11,8 @@ measures and prints:
   textual_inversion_core train`` does), the same in float32 (``fp32``) and diffusers' example trainer's step
   (``example``: float32, VAE encode every step, gradient of the whole token-embedding table), and with
   ``--comfyui`` the Train Embedding path through ComfyUI's own model objects on the same weights;
+- whether the goals are met, at each resolution: the default step at most a third of the example's, at least 70 %
+  of the float32 FLOP floor, at most half the example's peak RSS, and ComfyUI's step within 1.2x the core's;
 - the efficiency: the FLOP floor (the step's matmul FLOPs at the matmul rate plus its convolution FLOPs at the
   convolution rate) over the measured step, for the float32 rates and for the half-precision rates.
 
@@ -442,6 +444,48 @@ def floors(flops: dict, rates: dict) -> dict:
     return result
 
 
+# What the project's speed work is held to: each a ratio of two figures from the same run, and its bound.
+GOALS = (
+    ("step vs diffusers' example", "at most", 1 / 3),
+    ("share of the float32 FLOP floor", "at least", 0.70),
+    ("peak RSS vs diffusers' example", "at most", 0.5),
+    ("ComfyUI step vs the core's", "at most", 1.2),
+)
+
+
+def goals(entry: dict) -> dict:
+    """The goals one resolution's runs can be judged on: {name: {"value", "bound", "met"}}."""
+    runs, floor = entry["runs"], entry.get("floor_seconds", {})
+    default, example, comfyui = runs.get("default"), runs.get("example"), runs.get("comfyui")
+    measured = {}
+    if default and example:
+        measured[GOALS[0][0]] = default["seconds_per_step"] / example["seconds_per_step"]
+        measured[GOALS[2][0]] = default["peak_rss_bytes"] / example["peak_rss_bytes"]
+    if default and "float32" in floor:
+        measured[GOALS[1][0]] = floor["float32"] / default["seconds_per_step"]
+    if default and comfyui:
+        measured[GOALS[3][0]] = comfyui["seconds_per_step"] / default["seconds_per_step"]
+    result = {}
+    for name, sense, bound in GOALS:
+        if name in measured:
+            value = measured[name]
+            result[name] = {"value": value, "bound": bound,
+                            "met": value <= bound if sense == "at most" else value >= bound}
+    return result
+
+
+def goal_lines(report: dict) -> list[str]:
+    lines = []
+    for size, entry in report["sizes"].items():
+        judged = entry.get("goals", {})
+        if judged:
+            senses = {name: sense for name, sense, _ in GOALS}
+            lines.append(f"goals at {size} px: " + "; ".join(
+                f"{name} {goal['value']:.2f} ({senses[name]} {goal['bound']:.2f}: {'met' if goal['met'] else 'NOT met'})"
+                for name, goal in judged.items()))
+    return lines
+
+
 def gib(value) -> str:
     return f"{value / GIB:.2f}G" if value else "-"
 
@@ -481,6 +525,8 @@ def print_table(report: dict) -> None:
         if "default" in runs and "comfyui" in runs:
             print(f"{'':>4} ComfyUI vs the core's default: "
                   f"{runs['comfyui']['seconds_per_step'] / runs['default']['seconds_per_step']:.2f}x the time per step")
+    for line in goal_lines(report):
+        print(line)
     print("s/step: median after warm-up (min-max); cache s: the one-off latent cache before the first step; peak RSS: "
           "the whole run, loading included; train RSS: the peak from the first step's start (the latent cache "
           "included); of <dtype> floor: the step's FLOPs at that precision's measured rates, over the measured step; "
@@ -547,6 +593,7 @@ def main() -> None:
         for entry in report["sizes"].values():
             if "flops" in entry:
                 entry["floor_seconds"] = floors(entry["flops"], report["rates"])
+            entry["goals"] = goals(entry)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
