@@ -512,7 +512,8 @@ def print_table(report: dict) -> None:
                   f"{run['step_min']:>5.2f}-{run['step_max']:<5.2f} {cache:>7} {gib(run['peak_rss_bytes']):>8} "
                   f"{gib(run.get('train_rss_bytes')):>9} {gib(run.get('peak_vram_bytes')):>7} {shares} "
                   f"{run['load_before']:>4}/{run['load_after']:<4}" + (f" (best of {run['attempts']})"
-                                                                        if run.get("attempts", 1) > 1 else ""))
+                                                                        if run.get("attempts", 1) > 1 else "")
+                  + (f" torch {run['torch']}" if run.get("torch", machine["torch"]) != machine["torch"] else ""))
         if "flops" in entry:
             flops = entry["flops"]
             print(f"{'':>4} one step: {flops['total'] / 1e9:.0f} GFLOP ({flops['conv'] / flops['total']:.0%} in "
@@ -553,7 +554,8 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.child:
-        print(json.dumps(CHILDREN[args.child](args)))
+        # ComfyUI may run in a Python of its own, with another torch.
+        print(json.dumps({**CHILDREN[args.child](args), "torch": torch.__version__}))
         return
     if args.comfyui and not os.environ.get("COMFYUI_PATH"):
         parser.error("--comfyui needs COMFYUI_PATH (the ComfyUI folder) and, if it has its own Python, COMFYUI_PYTHON.")
