@@ -3,7 +3,8 @@
 On an SD1.5-architecture model with random weights (built here in diffusers format, or ``--model``), one run
 measures and prints:
 
-- the machine's matmul and convolution rates in float32 and in half precision (GFLOP/s);
+- the machine's matmul and convolution rates in float32 and in half precision (GFLOP/s), and PyTorch's
+  attention's (forward and backward on SD1.5's largest self-attention);
 - the FLOPs of one training step (text encoder, UNet forward and the backward to the word's vectors), counted
   by torch's FlopCounterMode;
 - per resolution (batch 1): the median seconds per step after warm-up, the peak memory (RSS; VRAM on a GPU) and
@@ -95,7 +96,24 @@ def measure_rates(device: torch.device, half: torch.dtype) -> dict:
                 am, bm = a.to_mkldnn(), b.t().contiguous().to_mkldnn()
                 seconds = best_seconds(lambda: torch._C._nn.mkldnn_linear(am, bm, None), device)
                 rates[name]["matmul_onednn"] = 2 * m * k * k / seconds / 1e9
+        rates[name]["attention"] = attention_rate(device, dtype, batch)
     return rates
+
+
+def attention_rate(device: torch.device, dtype: torch.dtype, batch: int) -> float:
+    """GFLOP/s of PyTorch's attention, forward and backward, on the shape of SD1.5's first self-attention at
+    512 px (4096 tokens, 8 heads of 40): the step's attention runs at this rate, not at the matmul rate."""
+    from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
+
+    shape = (batch, 8, 4096, 40)
+    q, k, v = (torch.randn(shape, device=device, dtype=dtype, requires_grad=True) for _ in range(3))
+    grad = torch.randn(shape, device=device, dtype=dtype)
+
+    def forward_and_backward():
+        torch.autograd.grad(torch.nn.functional.scaled_dot_product_attention(q, k, v), (q, k, v), grad)
+
+    flops = sdpa_flop_count(shape, shape, shape) + sdpa_backward_flop_count(shape, shape, shape, shape)
+    return flops / best_seconds(forward_and_backward, device, repeats=3, budget=1.0) / 1e9
 
 
 def machine_description(device: torch.device) -> dict:
@@ -200,7 +218,8 @@ def cpu_flash_attention_backward_flops(grad_out, query, key, value, *args, out_v
 
 
 def count_step_flops(trainer, frozen, size: int) -> dict:
-    """FLOPs of one training step (batch 1) by kind: convolutions and the rest (matmuls, attention)."""
+    """FLOPs of one training step (batch 1) by kind: convolutions, and the rest (matmuls and attention), of which
+    attention."""
     from torch.utils.flop_counter import FlopCounterMode
 
     device = frozen.device
@@ -219,8 +238,9 @@ def count_step_flops(trainer, frozen, size: int) -> dict:
         loss.backward()
     by_op = counter.get_flop_counts()["Global"]
     conv = sum(n for op, n in by_op.items() if "convolution" in str(op))
+    attention = sum(n for op, n in by_op.items() if "attention" in str(op))
     total = sum(by_op.values())
-    return {"total": total, "conv": conv, "other": total - conv}
+    return {"total": total, "conv": conv, "attention": attention, "other": total - conv}
 
 
 def rss_high_water_mark() -> int | None:
@@ -517,7 +537,8 @@ def print_table(report: dict) -> None:
         if "flops" in entry:
             flops = entry["flops"]
             print(f"{'':>4} one step: {flops['total'] / 1e9:.0f} GFLOP ({flops['conv'] / flops['total']:.0%} in "
-                  "convolutions); FLOP floor " + ", ".join(f"{p} {s:.2f} s" for p, s in floor.items()))
+                  f"convolutions, {flops.get('attention', 0) / flops['total']:.0%} in attention); FLOP floor "
+                  + ", ".join(f"{p} {s:.2f} s" for p, s in floor.items()))
         runs = entry["runs"]
         if "default" in runs and "example" in runs:
             d, e = runs["default"], runs["example"]
