@@ -364,21 +364,16 @@ def run_example(args) -> dict:
 def run_comfyui(args) -> dict:
     """The Train Embedding node's path (frozen_model, training_session, train_embedding) on ComfyUI's own MODEL,
     CLIP and VAE, loaded by ComfyUI from the same diffusers folder, on the CPU unless a GPU is asked for."""
-    sys.path[:0] = [os.environ["COMFYUI_PATH"], str(REPOSITORY)]  # the core from here only for the pictures
+    # The core from here only for the pictures; the extension imported as ComfyUI imports it.
+    sys.path[:0] = [os.environ["COMFYUI_PATH"], str(REPOSITORY), str(REPOSITORY / "tests" / "comfyui")]
     import comfy.cli_args
 
     if args.device == "cpu" or (args.device == "auto" and not torch.cuda.is_available()):
         comfy.cli_args.args.cpu = True
-    import importlib
-    import importlib.util
+    from extension_import import extension_module
 
-    package = "textual_inversion_extension"
-    spec = importlib.util.spec_from_file_location(package, REPOSITORY / "__init__.py",
-                                                  submodule_search_locations=[str(REPOSITORY)])
-    sys.modules[package] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sys.modules[package])
-    comfy_model = importlib.import_module(f"{package}.nodes.comfy_model")
-    trainer = importlib.import_module(f"{package}.textual_inversion_core.trainer")
+    comfy_model = extension_module(REPOSITORY, "nodes.comfy_model")
+    trainer = extension_module(REPOSITORY, "textual_inversion_core.trainer")
 
     pictures = concept_pictures(args.size)
     with torch.inference_mode():  # as ComfyUI runs every node

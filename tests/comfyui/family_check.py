@@ -8,14 +8,13 @@ classes, built small (a narrow UNet, three-layer text encoders at their real wid
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import torch
 
+from extension_import import extension_module
 from make_checkpoint import reset_weights
 
 comfyui_path, repository, family, work = sys.argv[1], Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
@@ -32,16 +31,11 @@ import comfy.supported_models_base  # noqa: E402
 import comfy.taesd.taesd  # noqa: E402
 import comfy.text_encoders.sd2_clip  # noqa: E402
 
-PACKAGE = "textual_inversion_extension"
-spec = importlib.util.spec_from_file_location(PACKAGE, repository / "__init__.py",
-                                              submodule_search_locations=[str(repository)])
-sys.modules[PACKAGE] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(sys.modules[PACKAGE])
-comfy_model = importlib.import_module(f"{PACKAGE}.nodes.comfy_model")
-pseudo_words = importlib.import_module(f"{PACKAGE}.nodes.pseudo_words")
-trainer = importlib.import_module(f"{PACKAGE}.textual_inversion_core.trainer")
-data = importlib.import_module(f"{PACKAGE}.textual_inversion_core.data")
-formats = importlib.import_module(f"{PACKAGE}.textual_inversion_core.formats")
+comfy_model = extension_module(repository, "nodes.comfy_model")
+pseudo_words = extension_module(repository, "nodes.pseudo_words")
+trainer = extension_module(repository, "textual_inversion_core.trainer")
+data = extension_module(repository, "textual_inversion_core.data")
+formats = extension_module(repository, "textual_inversion_core.formats")
 
 SMALL_TEXT_ENCODER = {"num_hidden_layers": 3, "intermediate_size": 256}
 FAMILIES = {

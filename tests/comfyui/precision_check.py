@@ -8,14 +8,13 @@ weights standing in for ComfyUI's during its own forward passes only.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import torch
 
+from extension_import import extension_module
 from make_checkpoint import reset_weights
 
 comfyui_path, repository = sys.argv[1], Path(sys.argv[2])
@@ -31,15 +30,10 @@ import comfy.supported_models  # noqa: E402
 import comfy.supported_models_base  # noqa: E402
 import comfy.taesd.taesd  # noqa: E402
 
-PACKAGE = "textual_inversion_extension"
-spec = importlib.util.spec_from_file_location(PACKAGE, repository / "__init__.py",
-                                              submodule_search_locations=[str(repository)])
-sys.modules[PACKAGE] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(sys.modules[PACKAGE])
-comfy_model = importlib.import_module(f"{PACKAGE}.nodes.comfy_model")
-trainer = importlib.import_module(f"{PACKAGE}.textual_inversion_core.trainer")
-data = importlib.import_module(f"{PACKAGE}.textual_inversion_core.data")
-precision = importlib.import_module(f"{PACKAGE}.textual_inversion_core.precision")
+comfy_model = extension_module(repository, "nodes.comfy_model")
+trainer = extension_module(repository, "textual_inversion_core.trainer")
+data = extension_module(repository, "textual_inversion_core.data")
+precision = extension_module(repository, "textual_inversion_core.precision")
 
 
 def build():
