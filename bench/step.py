@@ -15,7 +15,10 @@ measures and prints:
 - whether the goals are met, at each resolution: the default step at most a third of the example's, at least 70 %
   of the float32 FLOP floor, at most half the example's peak RSS, and ComfyUI's step within 1.2x the core's;
 - the efficiency: the FLOP floor (the step's matmul FLOPs at the matmul rate plus its convolution FLOPs at the
-  convolution rate) over the measured step, for the float32 rates and for the half-precision rates.
+  convolution rate) over the measured step, for the float32 rates and for the half-precision rates;
+- the kernel floor: the same with the attention FLOPs at the attention rate, i.e. the step if every kernel ran
+  as fast as PyTorch's own does here, and how it compares with the example's step (what is reachable without a
+  faster attention kernel).
 
 Every run happens in a fresh process, so peak memory figures do not contaminate each other, and starts once the
 machine is quiet; a run that other processes disturbed is measured again.
@@ -459,6 +462,22 @@ def floors(flops: dict, rates: dict) -> dict:
     return result
 
 
+def kernel_floors(flops: dict, rates: dict) -> dict:
+    """Seconds the step would take if every kernel ran as fast as PyTorch's own does on this machine: the FLOP
+    floor, but with attention at the measured attention rate instead of the matmul rate. What is left between
+    this and the measured step is the project's to win; what lies between it and the FLOP floor is the
+    attention kernel's."""
+    result = {}
+    for precision, rate in rates.items():
+        if "attention" not in rate:
+            continue
+        matmul = max(v for k, v in rate.items() if k.startswith("matmul"))
+        attention = flops.get("attention", 0)
+        result[precision] = (flops["conv"] / rate["conv"] + (flops["other"] - attention) / matmul
+                             + attention / rate["attention"]) / 1e9
+    return result
+
+
 # What the project's speed work is held to: each a ratio of two figures from the same run, and its bound.
 GOALS = (
     ("step vs diffusers' example", "at most", 1 / 3),
@@ -535,6 +554,18 @@ def print_table(report: dict) -> None:
                   f"convolutions, {flops.get('attention', 0) / flops['total']:.0%} in attention); FLOP floor "
                   + ", ".join(f"{p} {s:.2f} s" for p, s in floor.items()))
         runs = entry["runs"]
+        kernel_floor = entry.get("kernel_floor_seconds", {})
+        native = report["native_dtype"].removeprefix("torch.")
+        if kernel_floor:
+            line = (f"{'':>4} kernel floor (attention at PyTorch's attention rate): "
+                    + ", ".join(f"{p} {s:.2f} s" for p, s in kernel_floor.items()))
+            if "default" in runs and native in kernel_floor:
+                line += (f"; the default step reaches {kernel_floor[native] / runs['default']['seconds_per_step']:.0%}"
+                         f" of its {native} kernel floor")
+                if "example" in runs:
+                    line += (f"; at that floor it would take {kernel_floor[native] / runs['example']['seconds_per_step']:.2f}x"
+                             " the example's time")
+            print(line)
         if "default" in runs and "example" in runs:
             d, e = runs["default"], runs["example"]
             print(f"{'':>4} default vs diffusers' example: {d['seconds_per_step'] / e['seconds_per_step']:.2f}x the "
@@ -546,7 +577,8 @@ def print_table(report: dict) -> None:
         print(line)
     print("s/step: median after warm-up (min-max); cache s: the one-off latent cache before the first step; peak RSS: "
           "the whole run, loading included; train RSS: the peak from the first step's start (the latent cache "
-          "included); of <dtype> floor: the step's FLOPs at that precision's measured rates, over the measured step; "
+          "included); of <dtype> floor: the step's FLOPs at that precision's measured rates (attention at the matmul "
+          "rate), over the measured step; "
           "load: 1-minute load average before/after the run.")
 
 
@@ -611,6 +643,7 @@ def main() -> None:
         for entry in report["sizes"].values():
             if "flops" in entry:
                 entry["floor_seconds"] = floors(entry["flops"], report["rates"])
+                entry["kernel_floor_seconds"] = kernel_floors(entry["flops"], report["rates"])
             entry["goals"] = goals(entry)
     if args.json:
         print(json.dumps(report, indent=2))
