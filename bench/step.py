@@ -11,7 +11,8 @@ measures and prints:
   the one-off latent-cache time, for the defaults a user gets (``default``: what ``python -m
   textual_inversion_core train`` does), the same in float32 (``fp32``) and diffusers' example trainer's step
   (``example``: float32, VAE encode every step, gradient of the whole token-embedding table), and with
-  ``--comfyui`` the Train Embedding path through ComfyUI's own model objects on the same weights;
+  ``--comfyui`` the Train Embedding path through ComfyUI's own model objects on the same weights (``comfyui``:
+  as ComfyUI loads them on this device; ``comfyui-bf16``: as ComfyUI started with ``--bf16-unet`` does);
 - whether the goals are met, at each resolution: the default step at most a third of the example's, at least 70 %
   of the float32 FLOP floor, at most half the example's peak RSS, and ComfyUI's step within 1.2x the core's;
 - the efficiency: the FLOP floor (the step's matmul FLOPs at the matmul rate plus its convolution FLOPs at the
@@ -366,13 +367,15 @@ def run_example(args) -> dict:
 
 def run_comfyui(args) -> dict:
     """The Train Embedding node's path (frozen_model, training_session, train_embedding) on ComfyUI's own MODEL,
-    CLIP and VAE, loaded by ComfyUI from the same diffusers folder, on the CPU unless a GPU is asked for."""
+    CLIP and VAE, loaded by ComfyUI from the same diffusers folder, on the CPU unless a GPU is asked for; as
+    ComfyUI started with ``--bf16-unet`` for the ``comfyui-bf16`` run (the UNet stored in bfloat16)."""
     # The core from here only for the pictures; the extension imported as ComfyUI imports it.
     sys.path[:0] = [os.environ["COMFYUI_PATH"], str(REPOSITORY), str(REPOSITORY / "tests" / "comfyui")]
     import comfy.cli_args
 
     if args.device == "cpu" or (args.device == "auto" and not torch.cuda.is_available()):
         comfy.cli_args.args.cpu = True
+    comfy.cli_args.args.bf16_unet = args.child == "comfyui-bf16"
     from extension_import import extension_module
 
     comfy_model = extension_module(REPOSITORY, "nodes.comfy_model")
@@ -388,7 +391,7 @@ def run_comfyui(args) -> dict:
     device = frozen.device
     result.update(peak_memory(device))
     base = model.model
-    result["dtype"] = str(base.manual_cast_dtype or base.get_dtype()).removeprefix("torch.")
+    result["dtype"] = str(base.get_dtype()).removeprefix("torch.")  # as stored; ComfyUI may cast per call
     result["autocast"] = str(frozen.autocast_dtype).removeprefix("torch.") if frozen.autocast_dtype else None
     return result
 
@@ -408,7 +411,8 @@ def load_in_comfyui(folder: Path):
     return model, clip, vae
 
 
-CHILDREN = {"default": run_project, "fp32": run_project, "example": run_example, "comfyui": run_comfyui}
+CHILDREN = {"default": run_project, "fp32": run_project, "example": run_example, "comfyui": run_comfyui,
+            "comfyui-bf16": run_comfyui}
 
 
 def wait_for_quiet(threshold: float, patience: float) -> None:
@@ -423,7 +427,7 @@ def run_child(kind: str, size: int, args, count_flops: bool = False) -> dict:
     """One run in a fresh process, after waiting for a quiet machine; a run that other processes disturbed (its
     steps spread more than 25 %, or the load ended well above this run's own threads) is measured again, up to
     ``--retries`` times, and the run with the lowest median kept."""
-    python = os.environ.get("COMFYUI_PYTHON", sys.executable) if kind == "comfyui" else sys.executable
+    python = os.environ.get("COMFYUI_PYTHON", sys.executable) if kind.startswith("comfyui") else sys.executable
     command = [python, str(Path(__file__).resolve()), "--child", kind, "--size", str(size), "--model", str(args.model),
                "--warmup", str(args.warmup), "--steps", str(args.steps), "--device", args.device]
     if count_flops:
@@ -533,7 +537,7 @@ def print_table(report: dict) -> None:
         f"{precision} " + ", ".join(f"{kind} {value:.0f}" for kind, value in rate.items())
         for precision, rate in report["rates"].items()))
     precisions = list(report["rates"])
-    print(f"{'px':>4} {'run':<8} {'weights':<9} {'autocast':<9} {'s/step':>7} {'min-max':>11} {'cache s':>7} "
+    print(f"{'px':>4} {'run':<12} {'weights':<9} {'autocast':<9} {'s/step':>7} {'min-max':>11} {'cache s':>7} "
           f"{'peak RSS':>8} {'train RSS':>9} {'VRAM':>7} " + " ".join(f"{'of ' + p + ' floor':>15}" for p in precisions)
           + f" {'load':>9}")
     for size, entry in report["sizes"].items():
@@ -542,7 +546,7 @@ def print_table(report: dict) -> None:
             step = run["seconds_per_step"]
             shares = " ".join(f"{floor[p] / step:>15.0%}" if floor else f"{'-':>15}" for p in precisions)
             cache = f"{run['cache_seconds']:.1f}" if run.get("cache_seconds") is not None else "-"
-            print(f"{size:>4} {kind:<8} {run['dtype']:<9} {run['autocast'] or '-':<9} {step:>7.2f} "
+            print(f"{size:>4} {kind:<12} {run['dtype']:<9} {run['autocast'] or '-':<9} {step:>7.2f} "
                   f"{run['step_min']:>5.2f}-{run['step_max']:<5.2f} {cache:>7} {gib(run['peak_rss_bytes']):>8} "
                   f"{gib(run.get('train_rss_bytes')):>9} {gib(run.get('peak_vram_bytes')):>7} {shares} "
                   f"{run['load_before']:>4}/{run['load_after']:<4}" + (f" (best of {run['attempts']})"
@@ -623,7 +627,7 @@ def main() -> None:
             build_model(args.model)
         report = {"machine": machine_description(device), "native_dtype": str(native_compute_dtype(device)),
                   "load_start": load_average(), "rates": measure_rates(device, half), "sizes": {}}
-        kinds = [k for k in RUNS if k in args.runs] + (["comfyui"] if args.comfyui else [])
+        kinds = [k for k in RUNS if k in args.runs] + (["comfyui", "comfyui-bf16"] if args.comfyui else [])
         for size in args.sizes:
             entry = {"runs": {}}
             for kind in kinds:
