@@ -456,30 +456,25 @@ def run_child(kind: str, size: int, args, count_flops: bool = False) -> dict:
 # --------------------------------------------------------------------------------------------------- report
 
 
+def best_matmul_rate(rate: dict) -> float:
+    return max(v for k, v in rate.items() if k.startswith("matmul"))
+
+
 def floors(flops: dict, rates: dict) -> dict:
     """Seconds the step's FLOPs take at each precision's measured rates (convolutions at the convolution
     rate, everything else at the best matmul rate)."""
-    result = {}
-    for precision, rate in rates.items():
-        matmul = max(v for k, v in rate.items() if k.startswith("matmul"))
-        result[precision] = (flops["conv"] / rate["conv"] + flops["other"] / matmul) / 1e9
-    return result
+    return {precision: (flops["conv"] / rate["conv"] + flops["other"] / best_matmul_rate(rate)) / 1e9
+            for precision, rate in rates.items()}
 
 
 def kernel_floors(flops: dict, rates: dict) -> dict:
     """Seconds the step would take if every kernel ran as fast as PyTorch's own does on this machine: the FLOP
-    floor, but with attention at the measured attention rate instead of the matmul rate. What is left between
+    floor with the attention FLOPs at the measured attention rate instead of the matmul rate. What lies between
     this and the measured step is the project's to win; what lies between it and the FLOP floor is the
     attention kernel's."""
-    result = {}
-    for precision, rate in rates.items():
-        if "attention" not in rate:
-            continue
-        matmul = max(v for k, v in rate.items() if k.startswith("matmul"))
-        attention = flops.get("attention", 0)
-        result[precision] = (flops["conv"] / rate["conv"] + (flops["other"] - attention) / matmul
-                             + attention / rate["attention"]) / 1e9
-    return result
+    flop_floors, attention = floors(flops, rates), flops.get("attention", 0)
+    return {precision: flop_floors[precision] + attention * (1 / rate["attention"] - 1 / best_matmul_rate(rate)) / 1e9
+            for precision, rate in rates.items() if "attention" in rate}
 
 
 # What the project's speed work is held to: each a ratio of two figures from the same run, and its bound.
