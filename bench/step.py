@@ -85,7 +85,7 @@ def measure_rates(device: torch.device, half: torch.dtype) -> dict:
     batch, channels, side = (8, 640, 64) if big else (1, 320, 64)
     conv_flops = 2 * batch * channels * channels * 9 * side * side
     rates = {}
-    for name, dtype in (("float32", torch.float32), (str(half).removeprefix("torch."), half)):
+    for name, dtype in (("float32", torch.float32), (dtype_name(half), half)):
         a = torch.randn(m, k, device=device, dtype=dtype)
         b = torch.randn(k, k, device=device, dtype=dtype)
         x = torch.randn(batch, channels, side, side, device=device, dtype=dtype)
@@ -169,6 +169,15 @@ def concept_pictures(size: int, count: int = PICTURES):
 # ------------------------------------------------------------------------------------------ the runs (children)
 
 
+def step_seconds(measured: list[float]) -> dict:
+    """The measured steps' median, the figure every comparison uses, and their spread."""
+    return {"seconds_per_step": statistics.median(measured), "step_min": min(measured), "step_max": max(measured)}
+
+
+def dtype_name(dtype: torch.dtype | None) -> str | None:
+    return str(dtype).removeprefix("torch.") if dtype else None
+
+
 class StepClock:
     """Notes when each training step ends (the trainer waits for the device every step)."""
 
@@ -198,11 +207,8 @@ def timed_training(trainer, frozen, pictures, warmup: int, steps: int, release_v
     result = trainer.train_embedding(frozen, pictures, config, Callbacks())
     ends = [started] + clock.ends
     durations = [b - a for a, b in zip(ends, ends[1:])]
-    measured = durations[warmup:]
     return {
-        "seconds_per_step": statistics.median(measured),
-        "step_min": min(measured),
-        "step_max": max(measured),
+        **step_seconds(durations[warmup:]),
         # The first interval also holds the one-off work before the first step: the latent cache, the init vectors.
         "cache_seconds": durations[0] - clock.first_elapsed,
         "final_loss": result.losses[-1],
@@ -294,7 +300,7 @@ def run_project(args) -> dict:
     result = timed_training(trainer, frozen, pictures, args.warmup, args.steps, release_vae=model.release_vae)
     result.update(peak_memory(device))
     result["dtype"] = dtype
-    result["autocast"] = str(frozen.autocast_dtype).removeprefix("torch.") if frozen.autocast_dtype else None
+    result["autocast"] = dtype_name(frozen.autocast_dtype)
     if args.count_flops:
         result["flops"] = count_step_flops(trainer, frozen, args.size)
     return result
@@ -358,9 +364,7 @@ def run_example(args) -> dict:
         loss.item()
         synchronize(device)
         times.append(time.perf_counter() - started)
-    measured = times[args.warmup:]
-    result = {"seconds_per_step": statistics.median(measured), "step_min": min(measured),
-              "step_max": max(measured), "cache_seconds": None, "dtype": "float32", "autocast": None}
+    result = {**step_seconds(times[args.warmup:]), "cache_seconds": None, "dtype": "float32", "autocast": None}
     result.update(peak_memory(device))
     return result
 
@@ -391,8 +395,8 @@ def run_comfyui(args) -> dict:
     device = frozen.device
     result.update(peak_memory(device))
     base = model.model
-    result["dtype"] = str(base.get_dtype()).removeprefix("torch.")  # as stored; ComfyUI may cast per call
-    result["autocast"] = str(frozen.autocast_dtype).removeprefix("torch.") if frozen.autocast_dtype else None
+    result["dtype"] = dtype_name(base.get_dtype())  # as stored; ComfyUI may cast per call
+    result["autocast"] = dtype_name(frozen.autocast_dtype)
     return result
 
 
