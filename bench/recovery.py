@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from textual_inversion_core.data import ConceptImage  # noqa: E402
 from textual_inversion_core.diffusers_backend import load_diffusers_model  # noqa: E402
 from textual_inversion_core.objective import denoising_loss  # noqa: E402
-from textual_inversion_core.random_model import build_random_model  # noqa: E402
+from textual_inversion_core.demo.tiny_models import build_random_model  # noqa: E402
 from textual_inversion_core.trainer import (  # noqa: E402
     DEFAULT_LEARNING_RATE,
     DEFAULT_STEPS,

@@ -148,7 +148,7 @@ def load_average() -> float | None:
 def build_model(path: Path) -> Path:
     """The SD1.5 architecture with random weights as a diffusers folder; CLIP keeps SD1.5's full vocabulary."""
     sys.path.insert(0, str(REPOSITORY))
-    from textual_inversion_core.random_model import build_random_pipeline
+    from textual_inversion_core.demo.tiny_models import build_random_pipeline
 
     pipeline = build_random_pipeline("sd1", seed=0, size="sd15")
     pipeline.text_encoder.resize_token_embeddings(CLIP_VOCABULARY)
@@ -159,7 +159,7 @@ def build_model(path: Path) -> Path:
 
 def concept_pictures(size: int, count: int = PICTURES):
     from textual_inversion_core.data import load_concept_folder
-    from textual_inversion_core.demo import draw_concept_pictures
+    from textual_inversion_core.demo.pictures import draw_concept_pictures
 
     with tempfile.TemporaryDirectory() as folder:
         draw_concept_pictures(Path(folder), count=count)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from textual_inversion_core.random_model import build_random_model
+from textual_inversion_core.demo.tiny_models import build_random_model
 
 
 def _model(tmp_path_factory, family, **kwargs):

@@ -10,7 +10,7 @@ from PIL import Image
 
 from textual_inversion_core import load_embedding
 from textual_inversion_core.cli import main
-from textual_inversion_core.demo import draw_concept_pictures
+from textual_inversion_core.demo.pictures import draw_concept_pictures
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import torch
 
 from textual_inversion_core.embedding import Embedding
 from textual_inversion_core.formats import save_embedding
-from textual_inversion_core.random_model import build_random_pipeline
+from textual_inversion_core.demo.tiny_models import build_random_pipeline
 
 TOKEN = "<my-cat>"
 

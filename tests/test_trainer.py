@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from textual_inversion_core.data import load_concept_folder
-from textual_inversion_core.demo import draw_concept_pictures
+from textual_inversion_core.demo.pictures import draw_concept_pictures
 from textual_inversion_core.diffusers_backend import load_diffusers_model
 from textual_inversion_core.objective import denoising_loss
 from textual_inversion_core.templates import PromptTemplates

@@ -197,7 +197,7 @@ def cmd_convert(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from .demo.run import run_demo
 
     return run_demo(Path(args.out), steps=args.steps, overwrite=args.overwrite)
 

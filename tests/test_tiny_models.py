@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-from textual_inversion_core.random_model import build_random_model, build_random_pipeline
+from textual_inversion_core.demo.tiny_models import build_random_model, build_random_pipeline
 
 
 def file_digests(folder):
