@@ -31,10 +31,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from textual_inversion_core.data import ConceptImage  # noqa: E402
-from textual_inversion_core.diffusers_backend import load_diffusers_model  # noqa: E402
+from textual_inversion_core.hosts.diffusers import load_diffusers_model  # noqa: E402
 from textual_inversion_core.objective import denoising_loss  # noqa: E402
 from textual_inversion_core.demo.tiny_models import build_random_model  # noqa: E402
-from textual_inversion_core.trainer import (  # noqa: E402
+from textual_inversion_core.training import (  # noqa: E402
     DEFAULT_LEARNING_RATE,
     DEFAULT_STEPS,
     TrainingCallbacks,
@@ -49,15 +49,15 @@ SPREAD = 0.5  # the concept's standard deviation around its mean, per latent val
 
 
 class LatentsAsPixels:
-    """The identity latent encoder: a ConceptImage here carries its latents, mapped into [0, 1]."""
+    """The identity latent encoder: a ConceptImage here carries its latents as its pixels."""
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         return pixels
 
 
 def latents_to_image(latents: torch.Tensor) -> ConceptImage:
-    # The trainer maps pixels p to 2p - 1 before encoding; this is its inverse. The caption fixes the prompt.
-    return ConceptImage(pixels=(latents + 1) / 2, caption=PROMPT)
+    # The caption fixes the prompt.
+    return ConceptImage(pixels=latents, caption=PROMPT)
 
 
 class GaussianConceptDenoiser:

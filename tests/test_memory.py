@@ -9,10 +9,10 @@ import torch
 from diffusers import UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
-from textual_inversion_core.cli import ConsoleProgress
 from textual_inversion_core.data import ConceptImage
-from textual_inversion_core.diffusers_backend import load_diffusers_model, read_safetensors
-from textual_inversion_core.trainer import TrainingConfig, train_embedding
+from textual_inversion_core.hosts.diffusers import load_diffusers_model
+from textual_inversion_core.hosts.diffusers.weights import read_safetensors
+from textual_inversion_core.training import TrainingConfig, train_embedding
 
 UNET_FILE = "diffusion_pytorch_model.safetensors"
 
@@ -71,13 +71,13 @@ def test_integer_tensors_keep_their_dtype(tmp_path):
     assert torch.equal(state["position_ids"], torch.arange(5)[None])
 
 
-def test_a_run_without_previews_frees_the_vae_once_the_latents_are_cached(sd1_model_dir, tmp_path):
-    # Given the command line's progress, with no previews asked for
+def test_a_run_without_previews_frees_the_vae_once_the_latents_are_cached(sd1_model_dir):
+    # Given a model whose VAE may be released once the pictures are encoded, as the command line loads it
     model = load_diffusers_model(sd1_model_dir, device="cpu", dtype="float32")
-    progress = ConsoleProgress(tmp_path / "w.safetensors", None, False, preview=None, release_vae=model.release_vae)
     pictures = [ConceptImage(torch.rand(3, 64, 64), "", "picture")]
-    # When a word trains
-    result = train_embedding(model.frozen_model(), pictures, TrainingConfig("<w>", "toy", steps=2), progress)
+    # When a word trains with no previews asked for
+    frozen = model.frozen_model(release_vae_when_cached=True)
+    result = train_embedding(frozen, pictures, TrainingConfig("<w>", "toy", steps=2))
     # Then it trained, and the VAE holds no memory any more; encoding now says why it cannot
     assert result.steps_done == 2
     assert all(p.is_meta for p in model.pipeline.vae.parameters())
@@ -85,9 +85,16 @@ def test_a_run_without_previews_frees_the_vae_once_the_latents_are_cached(sd1_mo
         model.latent_encoder.encode(torch.zeros(1, 3, 64, 64))
 
 
-def test_a_run_with_previews_keeps_the_vae(sd1_model_dir, tmp_path):
+def test_a_run_with_previews_keeps_the_vae(sd1_model_dir):
     model = load_diffusers_model(sd1_model_dir, device="cpu", dtype="float32")
-    progress = ConsoleProgress(tmp_path / "w.safetensors", None, False, preview=lambda embedding: None,
-                               release_vae=model.release_vae)
-    progress.on_latents_cached()
+    pictures = [ConceptImage(torch.rand(3, 64, 64), "", "picture")]
+    frozen = model.frozen_model(release_vae_when_cached=True)
+    train_embedding(frozen, pictures, TrainingConfig("<w>", "toy", steps=2, preview_every=2))
+    assert not any(p.is_meta for p in model.pipeline.vae.parameters())
+
+
+def test_a_model_loaded_through_the_library_keeps_its_vae_unless_asked(sd1_model_dir):
+    model = load_diffusers_model(sd1_model_dir, device="cpu", dtype="float32")
+    pictures = [ConceptImage(torch.rand(3, 64, 64), "", "picture")]
+    train_embedding(model.frozen_model(), pictures, TrainingConfig("<w>", "toy", steps=1))
     assert not any(p.is_meta for p in model.pipeline.vae.parameters())

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from textual_inversion_core.cli import weights_dtype
+from textual_inversion_core.precision import weights_dtype
 from textual_inversion_core.data import ConceptImage
-from textual_inversion_core.diffusers_backend import load_diffusers_model
+from textual_inversion_core.hosts.diffusers import load_diffusers_model
 from textual_inversion_core.precision import autocast_dtype_for, loss_scaler, native_compute_dtype
-from textual_inversion_core.trainer import (
+from textual_inversion_core.training import (
     TrainingConfig,
     TrainingDiverged,
     batch_loss,
@@ -56,7 +56,8 @@ def test_half_precision_weights_compute_under_autocast_and_only_float16_scales_t
     assert autocast_dtype_for(torch.float32) is None
     # and only float16, whose gradients underflow, gets a loss scaler
     assert isinstance(loss_scaler(CPU, torch.float16), torch.amp.GradScaler)
-    assert loss_scaler(CPU, torch.bfloat16) is None and loss_scaler(CPU, None) is None
+    assert loss_scaler(CPU, torch.float16).is_enabled()
+    assert not loss_scaler(CPU, torch.bfloat16).is_enabled() and not loss_scaler(CPU, None).is_enabled()
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +120,7 @@ def test_a_float16_models_vae_still_encodes_in_float32(sd1_model_dir, pictures):
     # Given a float16 model, whose VAE is kept in float32 because SD's VAEs overflow in float16
     model = load_diffusers_model(sd1_model_dir, device="cpu", dtype="float16")
     assert model.pipeline.vae.dtype == torch.float32
-    # When the trainer caches the latents under its float16 autocast
+    # When the trainer caches the latents of a model computing in float16
     cached = cache_latents(model.frozen_model(), pictures[:1], flip=False)
     # Then they are exactly the VAE's float32 encoding
-    assert torch.equal(cached, model.latent_encoder.encode(pictures[0].pixels[None] * 2 - 1))
+    assert torch.equal(cached, model.latent_encoder.encode(pictures[0].pixels[None]))

@@ -7,10 +7,10 @@ import torch
 
 from textual_inversion_core.data import load_concept_folder
 from textual_inversion_core.demo.pictures import draw_concept_pictures
-from textual_inversion_core.diffusers_backend import load_diffusers_model
+from textual_inversion_core.hosts.diffusers import load_diffusers_model
 from textual_inversion_core.objective import denoising_loss
 from textual_inversion_core.templates import PromptTemplates
-from textual_inversion_core.trainer import (
+from textual_inversion_core.training import (
     TrainingCallbacks,
     TrainingConfig,
     TrainingDiverged,
@@ -76,7 +76,7 @@ def held_out_loss(model, images, vectors, token="<ball>"):
 
     rng = random.Random(1234)
     with torch.no_grad():
-        latents = torch.cat([model.latent_encoder.encode(i.pixels[None] * 2 - 1) for i in images])
+        latents = torch.cat([model.latent_encoder.encode(i.pixels[None]) for i in images])
         total = 0.0
         for _ in range(24):
             timesteps = torch.randint(1000, (len(latents),), generator=generator)

@@ -8,7 +8,7 @@ The public, stable API:
 
 from .embedding import Embedding, EmbeddingError
 from .formats import load_embedding, save_embedding
-from .trainer import TrainingCallbacks, TrainingConfig, TrainingDiverged, TrainingResult, train_embedding
+from .training import TrainingCallbacks, TrainingConfig, TrainingDiverged, TrainingResult, train_embedding
 
 __all__ = [
     "Embedding",

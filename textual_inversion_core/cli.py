@@ -4,127 +4,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import time
 from pathlib import Path
 
-from .data import CROP_MODES, load_concept_folder
-from .embedding import EmbeddingError
+from .data import CROP_MODES
+from .errors import UserError
 from .formats import EMBEDDING_FORMATS, describe_embedding, load_embedding, save_embedding
-from .loss_plot import render_loss_plot
 from .schedules import SCHEDULE_KINDS
 from .templates import TEMPLATE_KINDS
-from .trainer import (
-    DEFAULT_LEARNING_RATE,
-    DEFAULT_STEPS,
-    StepReport,
-    TrainingCallbacks,
-    TrainingConfig,
-    TrainingDiverged,
-    train_embedding,
-)
-
-
-class CommandError(Exception):
-    """Input the command cannot use; printed as the reason, with exit status 2."""
+from .train_job import TrainJob, run_train_job
+from .training import DEFAULT_LEARNING_RATE, DEFAULT_STEPS, TrainingConfig
 
 
 def learning_rate(text: str) -> float | str:
     try:
         return float(text)
     except ValueError:
-        return text  # the A1111 step syntax; TrainingConfig.validate() explains a malformed one
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
-        f"{seconds // 60:02d}:{seconds % 60:02d}"
-
-
-class ConsoleProgress(TrainingCallbacks):
-    """A one-line progress bar on stderr, checkpoints and previews beside the output, and Ctrl-C to stop."""
-
-    def __init__(self, out: Path, file_format: str, overwrite: bool, preview=None, release_vae=None):
-        self.out, self.file_format, self.overwrite, self.preview = out, file_format, overwrite, preview
-        self.release_vae = release_vae
-        self.stop_requested = False
-        self.interactive = sys.stderr.isatty()
-        self.last_print = 0.0
-
-    def on_latents_cached(self) -> None:
-        # Without previews the VAE's work is done: its memory goes to training's activations instead.
-        if self.preview is None and self.release_vae is not None:
-            self.release_vae()
-
-    def request_stop(self, *_):
-        if self.stop_requested:
-            raise KeyboardInterrupt
-        self.stop_requested = True
-        print("\nStopping after this step and saving what was learned (Ctrl-C again to abort).", file=sys.stderr)
-
-    def should_stop(self) -> bool:
-        return self.stop_requested
-
-    def on_step(self, report: StepReport) -> None:
-        now = time.monotonic()
-        # A terminal gets a live bar; a log file gets a line every 10 s rather than thousands of lines.
-        if not self.interactive and now - self.last_print < 10 and report.step != report.total:
-            return
-        self.last_print = now
-        done = report.step / report.total
-        bar = "#" * int(done * 24)
-        line = (f"step {report.step}/{report.total} [{bar:<24}] loss {report.loss:.4f} "
-                f"lr {report.learning_rate:.2e} {format_seconds(report.elapsed)}<{format_seconds(report.eta)}")
-        print(("\r" + line) if self.interactive else line, end="" if self.interactive else "\n",
-              file=sys.stderr, flush=True)
-        if self.interactive and report.step == report.total:
-            print(file=sys.stderr)
-
-    def on_checkpoint(self, embedding, step: int) -> None:
-        save_embedding(embedding, checkpoint_path(self.out, step), format=self.file_format, overwrite=self.overwrite)
-
-    def on_preview(self, embedding, step: int) -> None:
-        if self.preview is not None:
-            self.preview(embedding).save(preview_path(self.out, step))
-
-
-def checkpoint_path(out: Path, step: int) -> Path:
-    return out.with_name(f"{out.stem}-step{step}{out.suffix}")
-
-
-def preview_path(out: Path, step: int) -> Path:
-    return out.with_name(f"{out.stem}-preview-step{step}.png")
-
-
-def loss_plot_path(out: Path) -> Path:
-    return out.with_name(f"{out.stem}-loss.png")
-
-
-def planned_outputs(args, config: TrainingConfig) -> list[Path]:
-    out = Path(args.out)
-    paths = [out, loss_plot_path(out)]
-    paths += [checkpoint_path(out, s) for s in range(args.save_every, config.steps, args.save_every)] \
-        if args.save_every else []
-    paths += [preview_path(out, s) for s in range(args.preview_every, config.steps + 1, args.preview_every)] \
-        if args.preview_every else []
-    return paths
-
-
-def weights_dtype(requested: str, device) -> str:
-    """``auto``: the fastest dtype the device computes natively (bfloat16 on recent GPUs and on CPUs with
-    AVX512-BF16/AMX, float16 on older GPUs), float32 where half precision would be emulated."""
-    if requested != "auto":
-        return requested
-    from .precision import native_compute_dtype
-
-    return str(native_compute_dtype(device)).removeprefix("torch.")
+        return text  # the A1111 step syntax; TrainingConfig explains a malformed one
 
 
 def cmd_train(args) -> int:
-    from .diffusers_backend import load_diffusers_model, resolve_device
-
     config = TrainingConfig(
         token=args.token, init_text=args.init, num_vectors=args.vectors, steps=args.steps,
         learning_rate=args.lr, lr_schedule=args.lr_schedule, warmup_steps=args.warmup, batch_size=args.batch,
@@ -132,44 +31,12 @@ def cmd_train(args) -> int:
         min_snr_gamma=args.min_snr_gamma, flip=not args.no_flip, checkpoint_every=args.save_every,
         preview_every=args.preview_every,
     )
-    config.validate()
-    out = Path(args.out)
-    file_format = args.format  # None: save_embedding picks the format from the file ending
-    # Refuse before an hour of training, not after it.
-    existing = [str(p) for p in planned_outputs(args, config) if p.exists()]
-    if existing and not args.overwrite:
-        raise CommandError(f"would overwrite {', '.join(existing)}; choose another --out or pass --overwrite.")
-    if args.preview_every and not args.preview_prompt:
-        args.preview_prompt = f"a photo of {args.token}"
-    resume = load_embedding(args.resume) if args.resume else None
-    images = load_concept_folder(args.images, args.resolution, args.crop)
-    print(f"{len(images)} pictures from {args.images} at {args.resolution}px", file=sys.stderr)
-
-    device = resolve_device(args.device)
-    model = load_diffusers_model(args.model, device=device, dtype=weights_dtype(args.dtype, device))
-    frozen = model.frozen_model()
-    print(f"model: {args.model} ({frozen.family}, {model.prediction_type}) on {frozen.device}", file=sys.stderr)
-    preview = (lambda emb: model.render_preview(emb, args.preview_prompt, seed=args.seed,
-                                                resolution=args.resolution)) if args.preview_every else None
-    progress = ConsoleProgress(out, file_format, args.overwrite, preview, release_vae=model.release_vae)
-
-    previous = signal.signal(signal.SIGINT, progress.request_stop)
-    try:
-        result = train_embedding(frozen, images, config, progress, resume=resume)
-    except TrainingDiverged as diverged:
-        save_embedding(diverged.last_good, out, format=file_format, overwrite=args.overwrite)
-        raise CommandError(f"{diverged} Saved the last good vectors to {out}.") from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    written = save_embedding(result.embedding, out, format=file_format, overwrite=args.overwrite)[0]
-    first_step = result.steps_done - len(result.losses) + 1
-    render_loss_plot(result.losses, title=f"{args.token} loss", first_step=first_step).save(loss_plot_path(out))
-    state = "stopped early at" if result.stopped_early else "trained for"
-    loss = result.embedding.metadata.get("loss_last")
-    print(f"{args.token} {state} step {result.steps_done}; final loss {loss}; wrote {written} "
-          f"and {loss_plot_path(out)}", file=sys.stderr)
+    run_train_job(TrainJob(
+        model=Path(args.model), images=Path(args.images), out=Path(args.out), config=config,
+        resolution=args.resolution, crop=args.crop, device=args.device, dtype=args.dtype, file_format=args.format,
+        overwrite=args.overwrite, resume=Path(args.resume) if args.resume else None,
+        preview_prompt=args.preview_prompt,
+    ))
     return 0
 
 
@@ -266,6 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (CommandError, EmbeddingError, ValueError, FileNotFoundError, FileExistsError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

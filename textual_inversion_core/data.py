@@ -9,11 +9,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import UserError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 CROP_MODES = ("center", "none")
 
 
-class ConceptDataError(ValueError):
+class ConceptDataError(UserError):
     """The concept pictures cannot be used as given; the message names the file or folder."""
 
 

@@ -7,30 +7,12 @@ from typing import Any, Mapping
 
 import torch
 
-# Text encoders by the name every file format and host agrees on, with their token-embedding width.
-ENCODER_WIDTHS: dict[str, int] = {"clip_l": 768, "clip_h": 1024, "clip_g": 1280}
-
-# Which encoders each base-model family conditions on, in the order their outputs are concatenated.
-FAMILY_ENCODERS: dict[str, tuple[str, ...]] = {
-    "sd1": ("clip_l",),
-    "sd2": ("clip_h",),
-    "sdxl": ("clip_l", "clip_g"),
-}
-
-# A CLIP prompt holds 75 tokens between its start and end markers; a word longer than that can never be used.
-MAX_VECTORS = 75
+from .errors import UserError
+from .families import ENCODER_WIDTHS, MAX_VECTORS, display_name, family_of, get_family
 
 
-class EmbeddingError(ValueError):
+class EmbeddingError(UserError):
     """An embedding that cannot be used as given; the message says what is wrong and what to do."""
-
-
-def family_of(encoder_names: set[str] | frozenset[str]) -> str | None:
-    """The base-model family whose text encoders are exactly these, or None if no family matches."""
-    for family, names in FAMILY_ENCODERS.items():
-        if set(names) == set(encoder_names):
-            return family
-    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,48 +29,13 @@ class Embedding:
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.token, str) or not self.token.strip():
-            raise EmbeddingError("An embedding needs a non-empty token (the pseudo-word, e.g. '<my-cat>').")
-        if any(c.isspace() for c in self.token):
-            raise EmbeddingError(
-                f"The token {self.token!r} contains white space; a pseudo-word must be a single word "
-                "(e.g. '<my-cat>')."
-            )
-        if not self.vectors:
-            raise EmbeddingError(f"The embedding {self.token!r} has no vectors.")
+        check_word(self.token, self.vectors)
         cleaned: dict[str, torch.Tensor] = {}
-        counts = set()
         for name, tensor in self.vectors.items():
-            if name not in ENCODER_WIDTHS:
-                raise EmbeddingError(
-                    f"Unknown text encoder {name!r} in embedding {self.token!r}; "
-                    f"expected one of {', '.join(ENCODER_WIDTHS)}."
-                )
-            if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2:
-                shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-                raise EmbeddingError(f"Vectors for {name} must be a 2-D tensor [n, width], got {shape}.")
-            width = ENCODER_WIDTHS[name]
-            if tensor.shape[1] != width:
-                raise EmbeddingError(
-                    f"Vectors for {name} must be {width} wide, got {tensor.shape[1]} "
-                    f"(was this embedding made for another model family?)."
-                )
-            n = tensor.shape[0]
-            if not 1 <= n <= MAX_VECTORS:
-                raise EmbeddingError(
-                    f"The embedding {self.token!r} has {n} vectors for {name}; a word needs 1 to {MAX_VECTORS}."
-                )
             tensor = tensor.detach().to(device="cpu", dtype=torch.float32).contiguous()
             if not torch.isfinite(tensor).all():
                 raise EmbeddingError(f"The vectors for {name} of {self.token!r} contain NaN or infinite values.")
             cleaned[name] = tensor
-            counts.add(n)
-        if len(counts) != 1:
-            raise EmbeddingError(
-                f"Every text encoder must hold the same number of vectors; {self.token!r} has "
-                + ", ".join(f"{name}: {t.shape[0]}" for name, t in cleaned.items())
-                + "."
-            )
         # Frozen dataclass: normalise the fields once, here, so everything downstream can rely on them.
         object.__setattr__(self, "vectors", cleaned)
         object.__setattr__(self, "metadata", dict(self.metadata))
@@ -108,13 +55,66 @@ class Embedding:
     def with_metadata(self, **updates: Any) -> "Embedding":
         return dataclasses.replace(self, metadata={**self.metadata, **updates})
 
-    def check_family(self, family: str) -> None:
-        """Raise a clear error if this embedding cannot be used with a model of ``family``."""
-        wanted = FAMILY_ENCODERS[family]
-        missing = [name for name in wanted if name not in self.vectors]
-        if missing:
-            have = ", ".join(f"{n} ({t.shape[1]} wide)" for n, t in self.vectors.items())
+    def check_family(self, family: str, where: str | None = None) -> None:
+        """Raise a clear error unless this embedding has vectors for exactly the text encoders of ``family``;
+        ``where`` (a file, a node) starts the message."""
+        check_fits_family(self.token, self.vectors, family, where)
+
+
+def check_word(token: str, vectors: Mapping[str, torch.Tensor]) -> int:
+    """Raise EmbeddingError unless ``token`` is one word and ``vectors`` are ``[n, width]`` tensors of known
+    text encoders, each with the same ``n`` (1 to 75); returns ``n``. Reads shapes only, so it costs nothing on
+    tensors that train."""
+    if not isinstance(token, str) or not token.strip():
+        raise EmbeddingError("An embedding needs a non-empty token (the pseudo-word, e.g. '<my-cat>').")
+    if any(c.isspace() for c in token):
+        raise EmbeddingError(
+            f"The token {token!r} contains white space; a pseudo-word must be a single word (e.g. '<my-cat>')."
+        )
+    if not vectors:
+        raise EmbeddingError(f"The embedding {token!r} has no vectors.")
+    for name, tensor in vectors.items():
+        if name not in ENCODER_WIDTHS:
             raise EmbeddingError(
-                f"The embedding {self.token!r} has vectors for {have}, but a {family.upper()} model needs "
-                f"{' and '.join(wanted)}. Use an embedding made for {family.upper()}."
+                f"Unknown text encoder {name!r} in embedding {token!r}; expected one of {', '.join(ENCODER_WIDTHS)}."
             )
+        if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2:
+            shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise EmbeddingError(f"Vectors for {name} must be a 2-D tensor [n, width], got {shape}.")
+        width = ENCODER_WIDTHS[name]
+        if tensor.shape[1] != width:
+            raise EmbeddingError(
+                f"Vectors for {name} must be {width} wide, got {tensor.shape[1]} "
+                f"(was this embedding made for another model family?)."
+            )
+        if not 1 <= tensor.shape[0] <= MAX_VECTORS:
+            raise EmbeddingError(
+                f"The embedding {token!r} has {tensor.shape[0]} vectors for {name}; a word needs 1 to {MAX_VECTORS}."
+            )
+    counts = {tensor.shape[0] for tensor in vectors.values()}
+    if len(counts) != 1:
+        raise EmbeddingError(
+            f"Every text encoder must hold the same number of vectors; {token!r} has "
+            + ", ".join(f"{name}: {t.shape[0]}" for name, t in vectors.items())
+            + "."
+        )
+    return counts.pop()
+
+
+def check_fits_family(token: str, vectors: Mapping[str, torch.Tensor], family: str, where: str | None = None) -> None:
+    """Raise EmbeddingError unless ``vectors`` are for exactly the text encoders of ``family``; ``where`` (a file,
+    a node) starts the message."""
+    wanted = get_family(family)
+    missing = [name for name in wanted.encoders if name not in vectors]
+    extra = sorted(set(vectors) - set(wanted.encoders))
+    if missing:
+        have = ", ".join(f"{n} ({t.shape[1]} wide)" for n, t in vectors.items())
+        problem = (f"The embedding {token!r} has vectors for {have}, but a {wanted.display_name} model "
+                   f"needs {' and '.join(wanted.encoders)}.")
+    elif extra:
+        problem = (f"The embedding {token!r} was made for {display_name(family_of(vectors))} (it also has "
+                   f"{', '.join(extra)} vectors), not for {wanted.display_name}.")
+    else:
+        return
+    prefix = f"{where}: " if where else ""
+    raise EmbeddingError(f"{prefix}{problem} Use an embedding made for {wanted.display_name}.")

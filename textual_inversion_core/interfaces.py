@@ -8,7 +8,7 @@ gradients.
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import torch
 
@@ -51,10 +51,11 @@ class Denoiser(Protocol):
 
 
 class LatentEncoder(Protocol):
-    """The frozen VAE encoder."""
+    """The frozen VAE encoder, in whatever precision its host keeps it."""
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """``[batch, 3, H, W]`` pixels in ``[-1, 1]`` to latents already scaled for the denoiser."""
+        """``[batch, 3, H, W]`` concept pictures as they are (``ConceptImage.pixels``, in ``[0, 1]``) to float32
+        latents on the training device, already scaled for the denoiser."""
         ...
 
 
@@ -71,3 +72,6 @@ class FrozenModel:
     autocast_dtype: torch.dtype | None = None
     # Identifies the base model in the embedding's metadata where the host knows it (e.g. a file hash).
     model_hash: str | None = None
+    # Frees the latent encoder's memory; the trainer calls it once the pictures are encoded when the run renders
+    # no previews. None where the host does not own the encoder (ComfyUI's VAE serves the rest of the graph).
+    release_latent_encoder: Callable[[], None] | None = None

@@ -1,17 +1,51 @@
-"""Which dtype the frozen model computes in on a device, and the loss scaling float16 needs.
+"""Where the frozen model runs and in which dtype, and the loss scaling float16 needs.
 
 Textual inversion spends all its time in the frozen UNet's forward and input-gradient passes, so the fastest
 dtype the hardware computes natively is the default: bfloat16 on GPUs that have it and on CPUs with AVX512-BF16
 or AMX (about twice float32's rate there), float16 with loss scaling on older GPUs with fast float16. Elsewhere
-half precision is emulated and slower than float32, which then stays. Only the frozen weights and activations take this dtype;
-the word's vectors, their gradients and the optimiser always stay float32.
+half precision is emulated and slower than float32, which then stays. Only the frozen weights and activations take
+this dtype; the word's vectors, their gradients and the optimiser always stay float32.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
+from .errors import UserError
+
 HALF_DTYPES = (torch.float16, torch.bfloat16)
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then Apple's MPS, then the CPU; anything else is taken as a torch device."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if dtype in DTYPES:
+        return DTYPES[dtype]
+    raise UserError(f"Unsupported dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
+
+
+def weights_dtype(requested: str, device) -> str:
+    """``auto``: the fastest dtype the device computes natively (bfloat16 on recent GPUs and on CPUs with
+    AVX512-BF16/AMX, float16 on older GPUs), float32 where half precision would be emulated."""
+    if requested != "auto":
+        return requested
+    return str(native_compute_dtype(device)).removeprefix("torch.")
+
+
 
 
 def cpu_computes_bf16_natively() -> bool:
@@ -44,8 +78,18 @@ def autocast_dtype_for(weights_dtype: torch.dtype) -> torch.dtype | None:
     return weights_dtype if weights_dtype in HALF_DTYPES else None
 
 
-def loss_scaler(device: torch.device, autocast_dtype: torch.dtype | None) -> torch.amp.GradScaler | None:
-    """float16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none."""
-    if autocast_dtype != torch.float16:
-        return None
-    return torch.amp.GradScaler(torch.device(device).type)
+def loss_scaler(device: torch.device, autocast_dtype: torch.dtype | None) -> torch.amp.GradScaler:
+    """float16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none, so its
+    scaler is disabled (and then passes the loss and the optimiser step through unchanged)."""
+    return torch.amp.GradScaler(torch.device(device).type, enabled=autocast_dtype == torch.float16)
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None, for_vae: bool = False):
+    """The forward passes' autocast for a model computing in ``dtype`` (None: its weights' own dtype).
+
+    Stable Diffusion's VAEs overflow in float16, so hosts keep them in float32, which float16 autocast would
+    undo; bfloat16 has float32's range.
+    """
+    if dtype is None or (for_vae and dtype == torch.float16):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)

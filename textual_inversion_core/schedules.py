@@ -10,14 +10,16 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+from .errors import ConfigError
+
 SCHEDULE_KINDS = ("constant", "cosine", "linear")
 
 
 def parse_step_syntax(spec: str) -> list[tuple[float, int | None]]:
-    """``"0.005:100, 1e-5"`` → ``[(0.005, 100), (1e-5, None)]``; raises ValueError naming the bad part."""
+    """``"0.005:100, 1e-5"`` → ``[(0.005, 100), (1e-5, None)]``; raises ConfigError naming the bad part."""
     pieces = [p.strip() for p in spec.split(",") if p.strip()]
     if not pieces:
-        raise ValueError("learning rate is empty; give a number like 0.005 or steps like '0.005:100, 1e-3'.")
+        raise ConfigError("learning rate is empty; give a number like 0.005 or steps like '0.005:100, 1e-3'.")
     stages: list[tuple[float, int | None]] = []
     last_end = 0
     for i, piece in enumerate(pieces):
@@ -26,15 +28,15 @@ def parse_step_syntax(spec: str) -> list[tuple[float, int | None]]:
             rate = float(rate_text)
             end = int(end_text) if end_text.strip() else None
         except ValueError:
-            raise ValueError(
+            raise ConfigError(
                 f"learning rate part {piece!r} is not 'rate' or 'rate:until_step' (e.g. '0.005:100, 1e-3')."
             ) from None
         if not (rate > 0 and math.isfinite(rate)):
-            raise ValueError(f"learning rate {rate_text.strip()!r} must be a positive number.")
+            raise ConfigError(f"learning rate {rate_text.strip()!r} must be a positive number.")
         if end is None and i != len(pieces) - 1:
-            raise ValueError(f"learning rate part {piece!r} needs ':until_step'; only the last part may omit it.")
+            raise ConfigError(f"learning rate part {piece!r} needs ':until_step'; only the last part may omit it.")
         if end is not None and end <= last_end:
-            raise ValueError(f"learning rate steps must increase; {piece!r} ends at or before step {last_end}.")
+            raise ConfigError(f"learning rate steps must increase; {piece!r} ends at or before step {last_end}.")
         last_end = end or last_end
         stages.append((rate, end))
     return stages
@@ -48,9 +50,9 @@ def make_schedule(
 ) -> Callable[[int], float]:
     """The rate at each 1-based step. A step-syntax string sets the base rate per step; the shape scales it."""
     if kind not in SCHEDULE_KINDS:
-        raise ValueError(f"lr schedule must be one of {', '.join(SCHEDULE_KINDS)}, got {kind!r}.")
+        raise ConfigError(f"lr schedule must be one of {', '.join(SCHEDULE_KINDS)}, got {kind!r}.")
     if warmup_steps < 0:
-        raise ValueError("warmup steps must be 0 or more.")
+        raise ConfigError("warmup steps must be 0 or more.")
     if isinstance(learning_rate, str):
         stages = parse_step_syntax(learning_rate)
     else:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import random
 
+from .errors import ConfigError
+
 OBJECT_TEMPLATES = (
     "a photo of a [name]",
     "a rendering of a [name]",
@@ -71,7 +73,7 @@ class PromptTemplates:
 
     def __init__(self, kind: str, token: str):
         if kind not in TEMPLATE_KINDS:
-            raise ValueError(f"template must be one of {', '.join(TEMPLATE_KINDS)}, got {kind!r}.")
+            raise ConfigError(f"template must be one of {', '.join(TEMPLATE_KINDS)}, got {kind!r}.")
         self.kind = kind
         self.token = token
 

@@ -1,7 +1,7 @@
 """A complete training run on this machine, offline, in a few minutes.
 
 It builds a small Stable-Diffusion-1-style model with random weights, draws a few pictures of a made-up
-concept, and trains a pseudo-word for it through the same command line a user runs. Random weights prove the
+concept, and trains a pseudo-word for it through the same job the command line's ``train`` runs. Random weights prove the
 pipeline end to end (data, latents, loss, vectors, file, plot); they cannot show image quality.
 """
 
@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..train_job import TrainJob, run_train_job
+from ..training import TrainingConfig
 from .pictures import draw_concept_pictures
 from .tiny_models import build_random_model
 
@@ -20,8 +22,6 @@ DEMO_TOKEN = "<demo-ball>"
 
 
 def run_demo(out: Path, steps: int | None = None, overwrite: bool = False) -> int:
-    from ..cli import main
-
     started = time.perf_counter()
     print("Demo: a small SD1-style model with RANDOM weights, built here. It proves the training pipeline end "
           "to end; it cannot show image quality.", file=sys.stderr)
@@ -31,13 +31,10 @@ def run_demo(out: Path, steps: int | None = None, overwrite: bool = False) -> in
     if not images_dir.is_dir():
         draw_concept_pictures(images_dir)
     embedding_path = out / "demo-ball.safetensors"
-    status = main([
-        "train", "--model", str(model_dir), "--images", str(images_dir), "--token", DEMO_TOKEN,
-        "--init", "ball", "--out", str(embedding_path), "--resolution", str(DEMO_RESOLUTION),
-        "--steps", str(steps or DEMO_STEPS), "--device", "cpu", "--seed", "0",
-        *(["--overwrite"] if overwrite else []),
-    ])
-    if status == 0:
-        print(f"Demo finished in {time.perf_counter() - started:.0f} s. Inspect the result with:\n"
-              f"  python -m textual_inversion_core info {embedding_path}", file=sys.stderr)
-    return status
+    run_train_job(TrainJob(
+        model=model_dir, images=images_dir, out=embedding_path, resolution=DEMO_RESOLUTION, device="cpu",
+        overwrite=overwrite, config=TrainingConfig(token=DEMO_TOKEN, init_text="ball", steps=steps or DEMO_STEPS),
+    ))
+    print(f"Demo finished in {time.perf_counter() - started:.0f} s. Inspect the result with:\n"
+          f"  python -m textual_inversion_core info {embedding_path}", file=sys.stderr)
+    return 0

@@ -10,11 +10,12 @@
 
 from .describe import describe_embedding
 from .errors import EmbeddingFileError, UnsafeEmbeddingFileError
-from .reading import check_family, load_embedding
+from .reading import READABLE_SUFFIXES, check_family, load_embedding
 from .writing import EMBEDDING_FORMATS, save_embedding
 
 __all__ = [
     "EMBEDDING_FORMATS",
+    "READABLE_SUFFIXES",
     "EmbeddingFileError",
     "UnsafeEmbeddingFileError",
     "check_family",

@@ -22,10 +22,10 @@ from typing import Any, Mapping
 
 import torch
 
-from ..embedding import ENCODER_WIDTHS, Embedding, EmbeddingError
+from ..embedding import Embedding, EmbeddingError
+from ..families import ENCODER_BY_WIDTH, ENCODER_WIDTHS
 from .metadata import FAMILY_FIELD, TOKEN_FIELD
 
-ENCODER_BY_WIDTH = {width: name for name, width in ENCODER_WIDTHS.items()}
 SINGLE_TENSOR_KEYS = ("emb_params", "emp_params")
 COMPANION_SUFFIX = "_out"
 A1111_PLACEHOLDER = "*"

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 
-from ..embedding import FAMILY_ENCODERS, Embedding, EmbeddingError
+from ..embedding import Embedding, EmbeddingError
 from .errors import EmbeddingFileError
 from .layouts import embedding_from_state
 from .metadata import decode_header
@@ -21,6 +21,9 @@ from .safe_pickle import read_torch_pickle
 # Even 75 vectors for both SDXL encoders take 0.6 MB; anything this large is a model, not an embedding.
 MAX_FILE_BYTES = 64 * 1024 * 1024
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+PICTURE_SUFFIXES = (".png", ".webp")
+# Every ending load_embedding reads: safetensors, PyTorch pickles (read without running code), A1111 pictures.
+READABLE_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES, *PICTURE_SUFFIXES)
 # What diffusers' textual-inversion scripts write; SDXL adds learned_embeds_2.* for the second text encoder.
 DIFFUSERS_NAMES = ("learned_embeds.safetensors", "learned_embeds.bin")
 SECOND_ENCODER_SUFFIX = "_2"
@@ -128,19 +131,10 @@ def _with_pair(path: Path, embedding: Embedding, token: str | None) -> Embedding
 
 def check_family(embedding: Embedding, family: str, path: Path | str) -> None:
     """Refuse an embedding that was not made for ``family``, naming the file and what to use instead."""
-    if family not in FAMILY_ENCODERS:
-        raise ValueError(f"Unknown model family {family!r}; choose one of {', '.join(FAMILY_ENCODERS)}.")
     try:
-        embedding.check_family(family)
+        embedding.check_family(family, where=str(path))
     except EmbeddingError as err:
-        raise EmbeddingFileError(f"{path}: {err}") from err
-    extra = sorted(set(embedding.vectors) - set(FAMILY_ENCODERS[family]))
-    if extra:
-        made_for = (embedding.family or "another model").upper()
-        raise EmbeddingFileError(
-            f"{path}: the embedding {embedding.token!r} was made for {made_for} (it also has {', '.join(extra)} "
-            f"vectors), not for {family.upper()}. Use an embedding made for {family.upper()}."
-        )
+        raise EmbeddingFileError(str(err)) from err
 
 
 def load_embedding(path: str | os.PathLike, token: str | None = None, *, family: str | None = None) -> Embedding:

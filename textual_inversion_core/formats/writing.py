@@ -12,11 +12,13 @@ import torch
 from PIL import Image
 
 from ..embedding import Embedding, EmbeddingError
+from ..errors import UserError
+from ..families import display_name
 from .errors import EmbeddingFileError
 from .layouts import a1111_state, diffusers_states, safetensors_state
 from .metadata import DISTRIBUTION, FAMILY_FIELD, TOKEN_FIELD, TOOL_FIELD, TOOL_VERSION_FIELD, encode_header, tool_version
 from .picture import encode_png, title_card
-from .reading import SECOND_ENCODER_SUFFIX
+from .reading import READABLE_SUFFIXES, SECOND_ENCODER_SUFFIX
 
 # The formats save_embedding writes, and the file name endings each may carry (the first is the default).
 FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -28,11 +30,6 @@ FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {
 EMBEDDING_FORMATS = tuple(FORMAT_SUFFIXES)
 # A format chosen from the file name; .safetensors means our default layout, not the diffusers one.
 _FORMAT_BY_SUFFIX = {".safetensors": "safetensors", ".pt": "a1111-pt", ".bin": "diffusers", ".png": "a1111-png"}
-_EMBEDDING_SUFFIXES = {suffix for suffixes in FORMAT_SUFFIXES.values() for suffix in suffixes} | {
-    ".webp",
-    ".pth",
-    ".ckpt",
-}
 
 
 def _target(path: Path, format: str | None) -> tuple[Path, str]:
@@ -40,11 +37,11 @@ def _target(path: Path, format: str | None) -> tuple[Path, str]:
     if format is None:
         format = _FORMAT_BY_SUFFIX.get(suffix, "safetensors")
     if format not in FORMAT_SUFFIXES:
-        raise ValueError(f"Unknown embedding format {format!r}; choose one of {', '.join(EMBEDDING_FORMATS)}.")
+        raise UserError(f"Unknown embedding format {format!r}; choose one of {', '.join(EMBEDDING_FORMATS)}.")
     allowed = FORMAT_SUFFIXES[format]
     if suffix in allowed:
         return path, format
-    if suffix in _EMBEDDING_SUFFIXES:
+    if suffix in READABLE_SUFFIXES:
         raise EmbeddingFileError(
             f"Cannot write {path}: {format} files end in {' or '.join(allowed)}, and other programs choose how to "
             f"read a file by its ending. Name it {path.with_suffix(allowed[0]).name}."
@@ -76,7 +73,7 @@ def _pickled(state: dict) -> bytes:
 def _title(embedding: Embedding) -> Image.Image:
     details = [f"{embedding.num_vectors} vector{'s' if embedding.num_vectors > 1 else ''}"]
     if embedding.family:
-        details.append(embedding.family.upper())
+        details.append(display_name(embedding.family))
     if isinstance(embedding.metadata.get("steps"), int):
         details.append(f"{embedding.metadata['steps']} steps")
     return title_card(embedding.token, " · ".join(details))
@@ -152,7 +149,7 @@ def save_embedding(
     """
     path, format = _target(Path(path), format)
     if picture is not None and format != "a1111-png":
-        raise ValueError(f"A picture can only be stored with the a1111-png format, not {format}.")
+        raise UserError(f"A picture can only be stored with the a1111-png format, not {format}.")
     # The writer's identity goes into every file (a converted file says which version converted it).
     embedding = embedding.with_metadata(**{TOOL_FIELD: DISTRIBUTION, TOOL_VERSION_FIELD: tool_version()})
     try:

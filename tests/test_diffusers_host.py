@@ -5,7 +5,7 @@ import torch
 from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 from diffusers.models.attention_processor import AttnProcessor2_0
 
-from textual_inversion_core.diffusers_backend import load_diffusers_model
+from textual_inversion_core.hosts.diffusers import load_diffusers_model
 from textual_inversion_core.embedding import Embedding, EmbeddingError
 
 FAMILIES = ["sd1", "sd2", "sdxl"]
@@ -141,9 +141,9 @@ def test_gradients_reach_the_vectors_and_nothing_else(models, family):
 
 def test_latents_are_the_scaled_mode_of_the_vae(models):
     model, plain = models("sdxl")
-    pixels = torch.rand(1, 3, 64, 64) * 2 - 1
-    latents = model.latent_encoder.encode(pixels)
-    expected = plain.vae.encode(pixels).latent_dist.mode() * plain.vae.config.scaling_factor
+    pictures = torch.rand(1, 3, 64, 64)  # as ConceptImage holds them, in [0, 1]; the VAE sees [-1, 1]
+    latents = model.latent_encoder.encode(pictures)
+    expected = plain.vae.encode(pictures * 2 - 1).latent_dist.mode() * plain.vae.config.scaling_factor
     assert latents.shape == (1, 4, 8, 8) and torch.allclose(latents, expected, atol=1e-6)
 
 

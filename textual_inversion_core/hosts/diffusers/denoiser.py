@@ -1,0 +1,46 @@
+"""The pipeline's UNet as a ``Denoiser``."""
+
+from __future__ import annotations
+
+import torch
+
+from ...errors import ModelError
+from ...interfaces import Conditioning
+from ...objective import PREDICTION_TYPES
+
+
+class DiffusersDenoiser:
+    """The pipeline's UNet as a ``Denoiser``; its predictions come back in float32 whatever the weights' dtype."""
+
+    def __init__(self, unet: torch.nn.Module, scheduler, family: str, vae_scale_factor: int):
+        self._unet = unet
+        self._family = family
+        self._vae_scale_factor = vae_scale_factor
+        self.prediction_type = scheduler.config.prediction_type
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise ModelError(
+                f"The model's scheduler predicts {self.prediction_type!r}; only {' and '.join(PREDICTION_TYPES)} "
+                "models can be trained."
+            )
+        self.alphas_cumprod = scheduler.alphas_cumprod.detach().to(device="cpu", dtype=torch.float32).clone()
+
+    def __call__(self, noisy_latents: torch.Tensor, timesteps: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        device, dtype = self._unet.device, self._unet.dtype
+        added_cond_kwargs = None
+        if self._family == "sdxl":
+            if cond.pooled is None:
+                raise ValueError("An SDXL denoiser needs the pooled text embedding (Conditioning.pooled).")
+            # SDXL's micro-conditioning: original size, crop corner (0, 0), target size, all in pixels.
+            height, width = (side * self._vae_scale_factor for side in noisy_latents.shape[-2:])
+            time_ids = torch.tensor([height, width, 0, 0, height, width], device=device, dtype=dtype)
+            added_cond_kwargs = {
+                "text_embeds": cond.pooled.to(device=device, dtype=dtype),
+                "time_ids": time_ids.expand(noisy_latents.shape[0], -1),
+            }
+        prediction = self._unet(
+            noisy_latents.to(device=device, dtype=dtype),
+            timesteps.to(device),
+            encoder_hidden_states=cond.context.to(device=device, dtype=dtype),
+            added_cond_kwargs=added_cond_kwargs,
+        ).sample
+        return prediction.float()

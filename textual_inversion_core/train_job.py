@@ -1,0 +1,114 @@
+"""The command line's training job as one typed request: a local diffusers folder and a folder of pictures in,
+an embedding file, its checkpoints and previews, and a loss plot out. ``train`` and the demo both run it."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+from pathlib import Path
+
+from .console import ConsoleProgress
+from .data import load_concept_folder
+from .embedding import Embedding
+from .errors import UserError
+from .formats import load_embedding, save_embedding
+from .loss_plot import render_loss_plot
+from .precision import resolve_device, weights_dtype
+from .training import TrainingConfig, TrainingDiverged, TrainingResult, train_embedding
+
+
+class OutputExists(UserError, FileExistsError):
+    """A file the job would write is already there."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainJob:
+    model: Path  # a local diffusers folder
+    images: Path  # a folder of 3-5 pictures (+ optional captions)
+    out: Path  # the embedding file; checkpoints, previews and the loss plot go beside it
+    config: TrainingConfig
+    resolution: int = 512
+    crop: str = "center"
+    device: str = "auto"
+    dtype: str = "auto"  # the frozen model's; "auto" is the fastest the device computes natively
+    file_format: str | None = None  # None: from the ending of ``out``
+    overwrite: bool = False
+    resume: Path | None = None  # an embedding file to go on training
+    preview_prompt: str | None = None  # None: "a photo of <token>"
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.out.with_name(f"{self.out.stem}-step{step}{self.out.suffix}")
+
+    def preview_path(self, step: int) -> Path:
+        return self.out.with_name(f"{self.out.stem}-preview-step{step}.png")
+
+    def loss_plot_path(self) -> Path:
+        return self.out.with_name(f"{self.out.stem}-loss.png")
+
+    def planned_outputs(self) -> list[Path]:
+        config = self.config
+        paths = [self.out, self.loss_plot_path()]
+        if config.checkpoint_every:
+            paths += [self.checkpoint_path(s) for s in range(config.checkpoint_every, config.steps,
+                                                              config.checkpoint_every)]
+        if config.preview_every:
+            paths += [self.preview_path(s) for s in range(config.preview_every, config.steps + 1,
+                                                           config.preview_every)]
+        return paths
+
+
+class JobCallbacks(ConsoleProgress):
+    """The console's progress, plus the job's checkpoint and preview files."""
+
+    def __init__(self, job: TrainJob, preview):
+        super().__init__()
+        self.job, self.preview = job, preview
+
+    def on_checkpoint(self, embedding: Embedding, step: int) -> None:
+        save_embedding(embedding, self.job.checkpoint_path(step), format=self.job.file_format,
+                       overwrite=self.job.overwrite)
+
+    def on_preview(self, embedding: Embedding, step: int) -> None:
+        self.preview(embedding).save(self.job.preview_path(step))
+
+
+def run_train_job(job: TrainJob) -> TrainingResult:
+    """Train, write the files, and say on stderr what happened. Refuses to overwrite before any work; Ctrl-C
+    stops after the current step and keeps what was learned; a divergence keeps the last good vectors."""
+    from .hosts.diffusers import load_diffusers_model  # diffusers is slow to import; only training needs it
+
+    config = job.config
+    existing = [str(p) for p in job.planned_outputs() if p.exists()]
+    if existing and not job.overwrite:
+        raise OutputExists(f"would overwrite {', '.join(existing)}; choose another --out or pass --overwrite.")
+    resume = load_embedding(job.resume) if job.resume else None
+    images = load_concept_folder(job.images, job.resolution, job.crop)
+    print(f"{len(images)} pictures from {job.images} at {job.resolution}px", file=sys.stderr)
+
+    device = resolve_device(job.device)
+    model = load_diffusers_model(job.model, device=device, dtype=weights_dtype(job.dtype, device))
+    frozen = model.frozen_model(release_vae_when_cached=True)
+    print(f"model: {job.model} ({frozen.family}, {model.prediction_type}) on {frozen.device}", file=sys.stderr)
+    prompt = job.preview_prompt or f"a photo of {config.token}"
+    callbacks = JobCallbacks(job, lambda embedding: model.render_preview(embedding, prompt, seed=config.seed,
+                                                                         resolution=job.resolution))
+
+    previous = signal.signal(signal.SIGINT, callbacks.request_stop)
+    try:
+        result = train_embedding(frozen, images, config, callbacks, resume=resume)
+    except TrainingDiverged as diverged:
+        save_embedding(diverged.last_good, job.out, format=job.file_format, overwrite=job.overwrite)
+        raise TrainingDiverged(f"{diverged} Saved the last good vectors to {job.out}.", diverged.last_good) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+    job.out.parent.mkdir(parents=True, exist_ok=True)
+    written = save_embedding(result.embedding, job.out, format=job.file_format, overwrite=job.overwrite)[0]
+    plot = render_loss_plot(result.losses, title=f"{config.token} loss", first_step=result.first_step)
+    plot.save(job.loss_plot_path())
+    state = "stopped early at" if result.stopped_early else "trained for"
+    loss = result.embedding.metadata.get("loss_last")
+    print(f"{config.token} {state} step {result.steps_done}; final loss {loss}; wrote {written} "
+          f"and {job.loss_plot_path()}", file=sys.stderr)
+    return result

@@ -1,0 +1,222 @@
+"""The optimisation loop: learn the vectors of one pseudo-word against a frozen diffusion model.
+
+Only the ``n × width`` vectors of each text encoder are parameters. The concept pictures are encoded to latents
+once; every step then draws a batch of cached latents, a prompt per latent from the templates, noise and
+timesteps, and takes an AdamW step on the vectors alone. Each step's randomness is derived from (seed, step), so
+a run resumed from a saved embedding draws exactly the batches the uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import time
+from typing import Sequence
+
+import torch
+
+from ..data import ConceptImage, ConceptDataError
+from ..embedding import Embedding
+from ..errors import ConfigError, UserError
+from ..interfaces import FrozenModel
+from ..objective import denoising_loss
+from ..precision import autocast, loss_scaler
+from ..templates import PromptTemplates
+from .callbacks import StepReport, TrainingCallbacks
+from .config import TrainingConfig
+
+Vectors = dict[str, torch.Tensor]
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    embedding: Embedding
+    losses: list[float]  # one per step of this run
+    stopped_early: bool
+    steps_done: int  # counted from the start of the word's training, resumed steps included
+
+    @property
+    def first_step(self) -> int:
+        """The step number of ``losses[0]``: 1, or the step after the one a resumed run started from."""
+        return self.steps_done - len(self.losses) + 1
+
+
+class TrainingDiverged(UserError):
+    """The loss or the vectors became NaN/inf; ``last_good`` holds the vectors from before that step."""
+
+    def __init__(self, message: str, last_good: Embedding):
+        super().__init__(message)
+        self.last_good = last_good
+
+
+def initial_vectors(model: FrozenModel, init_text: str, num_vectors: int) -> Vectors:
+    """The init word's token embeddings, repeated in turn to fill ``num_vectors`` rows (as A1111 does)."""
+    words = model.prompt_encoder.word_vectors(init_text)
+    vectors = {}
+    for name, rows in words.items():
+        if rows.shape[0] == 0:
+            raise ConfigError(f"init_text {init_text!r} gives no tokens; use a plain word such as 'cat'.")
+        index = torch.arange(num_vectors) % rows.shape[0]
+        vectors[name] = rows.detach().float().cpu()[index].clone()
+    return vectors
+
+
+@torch.no_grad()
+def cache_latents(model: FrozenModel, images: Sequence[ConceptImage], flip: bool) -> torch.Tensor:
+    """Encode every picture (and its mirror image) once; the VAE is never needed again during training."""
+    if not images:
+        raise ConceptDataError("No concept pictures were given; training needs 3-5 pictures of the concept.")
+    sizes = {tuple(image.pixels.shape) for image in images}
+    if len(sizes) != 1:
+        raise ConceptDataError(f"All concept pictures must share one size; got {sorted(sizes)}.")
+    latents = []
+    for image in images:
+        pixels = image.pixels.unsqueeze(0)
+        # One picture per VAE call: at 512 px a pair would add ~0.4 GB to the run's peak memory, for no speed.
+        for view in (pixels, pixels.flip(-1)) if flip else (pixels,):
+            latents.append(model.latent_encoder.encode(view))
+    return torch.cat(latents)
+
+
+def batch_loss(model: FrozenModel, latents: torch.Tensor, prompts: Sequence[str], token: str, vectors: Vectors,
+               timesteps: torch.Tensor, noise: torch.Tensor, min_snr_gamma: float | None = None) -> torch.Tensor:
+    """The denoising loss of one batch, its forward passes in the model's compute dtype; backward from it reaches
+    ``vectors`` alone. All the work of a training step but the optimiser's is here and in its backward."""
+    with autocast(model.device, model.autocast_dtype):
+        cond = model.prompt_encoder.encode(prompts, token, vectors)
+        return denoising_loss(model.denoiser, latents, cond, timesteps, noise, min_snr_gamma)
+
+
+def train_embedding(
+    model: FrozenModel,
+    images: Sequence[ConceptImage],
+    config: TrainingConfig,
+    callbacks: TrainingCallbacks | None = None,
+    resume: Embedding | None = None,
+) -> TrainingResult:
+    callbacks = callbacks or TrainingCallbacks()
+    device = model.device
+
+    # ---- the starting point: the init word, or where a saved word stopped
+    if resume is not None:
+        resume.check_family(model.family)
+        start = {name: resume.vectors[name] for name in model.prompt_encoder.encoder_widths}
+        steps_done = int(resume.metadata.get("steps", 0))
+        base_metadata = {k: v for k, v in resume.metadata.items() if not k.startswith("loss_")}
+    else:
+        start = initial_vectors(model, config.init_text, config.num_vectors)
+        steps_done, base_metadata = 0, {}
+    params = {name: torch.nn.Parameter(v.to(device, torch.float32).clone()) for name, v in start.items()}
+    losses: list[float] = []
+
+    def word(vectors: Vectors, steps: int, losses: list[float]) -> Embedding:
+        return snapshot(config, model, vectors, steps, losses, base_metadata)
+
+    if steps_done >= config.steps:
+        return TrainingResult(word(params, steps_done, losses), losses, False, steps_done)
+
+    # ---- the pictures, encoded once
+    latents = cache_latents(model, images, config.flip)
+    if model.release_latent_encoder is not None and not config.preview_every:
+        model.release_latent_encoder()
+    callbacks.on_latents_cached()
+    captions = [image.caption for image in images for _ in range(2 if config.flip else 1)]
+    templates = PromptTemplates(config.template, config.token)
+    schedule = config.schedule()
+    optimizer = torch.optim.AdamW(params.values(), lr=schedule(steps_done + 1), weight_decay=0.0)
+    scaler = loss_scaler(device, model.autocast_dtype)
+    num_timesteps = model.denoiser.alphas_cumprod.shape[0]
+
+    # The vectors before the current step and before the one preceding it, with their step counts, for the
+    # word kept when a step diverges.
+    before = older = (clone(params), steps_done)
+    first_step, stopped = steps_done + 1, False
+    started = time.perf_counter()
+    try:
+        for step in range(first_step, config.steps + 1):
+            if callbacks.should_stop():
+                stopped = True
+                break
+            older, before = before, (clone(params), steps_done)
+            lr = schedule(step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+            # ---- forward and backward over the step's batches
+            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+            prompt_rng = random.Random(config.seed * 1_000_003 + step)
+            step_losses = []
+            for _ in range(config.grad_accum):
+                pick = torch.randint(len(latents), (config.batch_size,), generator=generator)
+                timesteps = torch.randint(num_timesteps, (config.batch_size,), generator=generator)
+                noise = torch.randn((config.batch_size, *latents.shape[1:]), generator=generator)
+                prompts = [templates.prompt(captions[i], prompt_rng) for i in pick.tolist()]
+                loss = batch_loss(model, latents[pick], prompts, config.token, params, timesteps.to(device),
+                                  noise.to(device), config.min_snr_gamma) / config.grad_accum
+                scaler.scale(loss).backward()
+                step_losses.append(loss.detach())
+            step_loss = torch.stack(step_losses).sum().item()  # one wait for the device per step, not per batch
+
+            # ---- the update; float16's scaler skips one whose gradient overflowed and lowers its scale
+            scaler.unscale_(optimizer)
+            if config.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params.values(), config.max_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+
+            # ---- a non-finite loss condemns the vectors it was computed with, so the word kept is the one
+            # before them; a finite loss with a non-finite update condemns only the update
+            if not (math.isfinite(step_loss) and all(torch.isfinite(p).all() for p in params.values())):
+                kept, kept_steps = older if not math.isfinite(step_loss) else before
+                raise TrainingDiverged(
+                    f"Training diverged at step {step}: the loss became {step_loss} (learning rate {lr:g}). The "
+                    f"vectors from step {kept_steps} are kept; resume from them with a lower learning rate.",
+                    word(kept, kept_steps, losses[:kept_steps - (first_step - 1)]),
+                )
+            steps_done = step
+            losses.append(step_loss)
+
+            # ---- what the host sees of it
+            elapsed = time.perf_counter() - started
+            callbacks.on_step(StepReport(step, config.steps, step_loss, lr, elapsed,
+                                         elapsed / (step - first_step + 1) * (config.steps - step)))
+            if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.steps:
+                callbacks.on_checkpoint(word(params, steps_done, losses), step)
+            if config.preview_every and step % config.preview_every == 0:
+                callbacks.on_preview(word(params, steps_done, losses), step)
+    except callbacks.interrupted_by:
+        # Raised before the update (inside a forward or backward pass) or by a hook after it: either way
+        # ``params`` are the vectors of step ``steps_done``.
+        stopped = True
+        optimizer.zero_grad(set_to_none=True)
+
+    return TrainingResult(word(params, steps_done, losses), losses, stopped, steps_done)
+
+
+def clone(params: Vectors) -> Vectors:
+    return {name: p.detach().clone() for name, p in params.items()}
+
+
+def snapshot(config: TrainingConfig, model: FrozenModel, params: Vectors, steps_done: int, losses: list[float],
+             base_metadata: dict) -> Embedding:
+    tail = losses[-max(1, len(losses) // 10):] if losses else []
+    metadata = {
+        **base_metadata,
+        "init_text": config.init_text,
+        "steps": steps_done,
+        "learning_rate": str(config.learning_rate),
+        "lr_schedule": config.lr_schedule,
+        "batch_size": config.batch_size,
+        "grad_accum": config.grad_accum,
+        "template": config.template,
+        "seed": config.seed,
+    }
+    if model.model_hash:
+        metadata["base_model_hash"] = model.model_hash
+    if losses:
+        metadata["loss_first"] = round(losses[0], 6)
+        metadata["loss_last"] = round(sum(tail) / len(tail), 6)
+    vectors = {name: p.detach().float().cpu().clone() for name, p in params.items()}
+    return Embedding(config.token, vectors, metadata)
