@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..textual_inversion_core.embedding import Embedding
-from .pseudo_words import clip_with_word
+from .comfy_host.pseudo_words import clip_with_word
 from .socket_types import EmbeddingSocket
 
 

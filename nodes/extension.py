@@ -5,8 +5,9 @@ from __future__ import annotations
 from comfy_api.latest import ComfyExtension, io
 
 from .apply_embedding import ApplyEmbedding
-from .concept_images import LoadConceptImages
-from .embedding_files import LoadEmbedding, SaveEmbedding
+from .load_concept_images import LoadConceptImages
+from .load_embedding import LoadEmbedding
+from .save_embedding import SaveEmbedding
 from .train_embedding import TrainEmbedding
 
 

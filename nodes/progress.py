@@ -21,7 +21,7 @@ from PIL import Image
 from server import PromptServer
 
 from ..textual_inversion_core.embedding import Embedding
-from ..textual_inversion_core.trainer import StepReport, TrainingCallbacks
+from ..textual_inversion_core.training import StepReport, TrainingCallbacks
 
 PREVIEW_MAX_SIZE = 512  # ComfyUI's own latent previews are at most this large
 
@@ -35,9 +35,11 @@ class NodeTrainingProgress(TrainingCallbacks):
     """Reports a running training to the user and notices the stop button.
 
     Interrupting is polled before every step (``should_stop``); ComfyUI's layers may also raise
-    ``InterruptProcessingException`` in the middle of one. ``latest`` keeps the word after the last finished
-    step, so either way the work done so far can be kept.
+    ``InterruptProcessingException`` in the middle of one, which ends the run the same way. Either way the
+    result holds the word after the last finished step.
     """
+
+    interrupted_by = (comfy.model_management.InterruptProcessingException,)
 
     def __init__(self, total: int, render_preview: Callable[[Embedding], Image.Image] | None):
         context = get_executing_context()
@@ -46,7 +48,6 @@ class NodeTrainingProgress(TrainingCallbacks):
         self.total = total
         self.render_preview = render_preview
         self.progress_bar = comfy.utils.ProgressBar(total, node_id=self.node_id)
-        self.latest: Embedding | None = None
         self.steps_done = 0
         self.last_loss: float | None = None
 
@@ -63,9 +64,6 @@ class NodeTrainingProgress(TrainingCallbacks):
         # step, so the step just finished still counts.
         if not self.should_stop():
             self.progress_bar.update_absolute(report.step, report.total)
-
-    def on_checkpoint(self, embedding: Embedding, step: int) -> None:
-        self.latest = embedding
 
     def on_preview(self, embedding: Embedding, step: int) -> None:
         if self.render_preview is None or self.should_stop():

@@ -5,58 +5,26 @@ from __future__ import annotations
 import logging
 
 import comfy.model_management
-import numpy as np
-import torch
 from comfy_api.latest import io
 
-from ..textual_inversion_core.data import ConceptImage
-from ..textual_inversion_core.embedding import MAX_VECTORS, Embedding, EmbeddingError
+from ..textual_inversion_core.embedding import Embedding
+from ..textual_inversion_core.families import MAX_VECTORS
 from ..textual_inversion_core.loss_plot import render_loss_plot
 from ..textual_inversion_core.templates import TEMPLATE_KINDS
-from ..textual_inversion_core.trainer import (
+from ..textual_inversion_core.training import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_STEPS,
     TrainingConfig,
     TrainingDiverged,
     train_embedding,
 )
-from .comfy_model import frozen_model, training_session
-from .embedding_files import display_path, file_stem, save_new_embedding_file
-from . import preview
+from .comfy_host import frozen_model, preview, training_session
+from .comfy_host.embedding_folders import display_path, file_stem, save_new_embedding_file
+from .comfy_host.images import concept_images, picture_to_image
 from .progress import NodeTrainingProgress
 from .socket_types import EmbeddingSocket
 
 log = logging.getLogger(__name__)
-
-
-def concept_images(images: torch.Tensor, captions: str) -> list[ConceptImage]:
-    """ComfyUI's IMAGE batch ([B, H, W, C] in [0, 1]) and one caption line per picture, as the trainer takes them."""
-    # Split on newlines only: an empty last line is a picture without a caption, not the end of the text.
-    lines = [line.strip() for line in captions.split("\n")]
-    while len(lines) > images.shape[0] and not lines[-1]:
-        lines.pop()
-    if len(lines) > images.shape[0]:
-        raise ValueError(
-            f"captions has {len(lines)} lines but there are {images.shape[0]} pictures; give one line per picture "
-            "(an empty line for a picture without a caption), as Load Concept Images does."
-        )
-    lines += [""] * (images.shape[0] - len(lines))
-    height, width = (side // 8 * 8 for side in images.shape[1:3])
-    if height == 0 or width == 0:
-        raise ValueError(f"The pictures are {images.shape[2]}x{images.shape[1]}; training needs at least 8x8.")
-    # The VAE works on multiples of 8 pixels; crop the odd rows and columns as ComfyUI's VAE Encode does.
-    top, left = (images.shape[1] - height) // 2, (images.shape[2] - width) // 2
-    pixels = images[:, top:top + height, left:left + width, :3].movedim(-1, 1).float().cpu()
-    return [
-        ConceptImage(pixels[i].clone(), caption=lines[i], name=f"image {i + 1}")
-        for i in range(pixels.shape[0])
-    ]
-
-
-def picture_to_image(picture) -> torch.Tensor:
-    """A PIL picture as a one-image ComfyUI IMAGE batch."""
-    array = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(array)[None]
 
 
 class TrainEmbedding(io.ComfyNode):
@@ -156,10 +124,8 @@ class TrainEmbedding(io.ComfyNode):
         config = TrainingConfig(
             token=token, init_text=init_text.strip(), num_vectors=num_vectors, steps=steps,
             learning_rate=learning_rate, batch_size=batch_size, template=template, seed=seed,
-            # A snapshot after every step (a copy of a few vectors), so stopping mid-step keeps the last one.
-            checkpoint_every=1, preview_every=preview_every,
+            preview_every=preview_every,
         )
-        config.validate()
         pictures = concept_images(images, captions or "")
         if resume is not None and resume.token != token:
             resume = resume.with_token(token)
@@ -171,32 +137,27 @@ class TrainEmbedding(io.ComfyNode):
 
         progress = NodeTrainingProgress(config.steps, render if preview_every else None)
         log.info("Training %s from %d pictures (%dx%d), %d steps.", token, len(pictures), width, height, steps)
-        interrupted = False
         with training_session(model, clip):
             try:
                 result = train_embedding(frozen_model(model, clip, vae), pictures, config, progress, resume)
-            except comfy.model_management.InterruptProcessingException:
-                interrupted = True  # raised by ComfyUI's layers mid-step; handled below, outside this handler
             except TrainingDiverged as diverged:
                 kept = keep_unfinished(diverged.last_good, resume)
                 progress.done(progress.steps_done, stopped=False, saved=kept)
                 where = f" They were saved as {kept}." if kept else ""
-                raise EmbeddingError(f"{diverged}{where}") from None
+                raise TrainingDiverged(f"{diverged}{where}", diverged.last_good) from None
 
-        if interrupted or result.stopped_early:
-            unfinished = progress.latest if interrupted else result.embedding
-            kept = keep_unfinished(unfinished, resume)
-            progress.done(progress.steps_done, stopped=True, saved=kept)
+        if result.stopped_early:
+            kept = keep_unfinished(result.embedding, resume)
+            progress.done(result.steps_done, stopped=True, saved=kept)
             log.warning(
-                "Training of %s stopped by the user after step %d of %d.%s", token, progress.steps_done, steps,
+                "Training of %s stopped by the user after step %d of %d.%s", token, result.steps_done, steps,
                 f" The word so far was saved as {kept}; load it with Load Embedding to use it or to resume "
                 "training." if kept else "",
             )
             raise comfy.model_management.InterruptProcessingException()
 
         progress.done(result.steps_done, stopped=False)
-        first_step = result.steps_done - len(result.losses) + 1
-        plot = render_loss_plot(result.losses, title=f"loss of {token}", first_step=first_step)
+        plot = render_loss_plot(result.losses, title=f"loss of {token}", first_step=result.first_step)
         return io.NodeOutput(result.embedding, picture_to_image(plot))
 
 

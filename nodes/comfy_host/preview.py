@@ -6,7 +6,8 @@ import comfy.sample
 import torch
 from PIL import Image
 
-from ..textual_inversion_core.embedding import Embedding
+from ...textual_inversion_core.embedding import Embedding
+from ...textual_inversion_core.families import LATENT_FACTOR
 from .pseudo_words import clip_with_word
 
 PREVIEW_STEPS = 20
@@ -28,7 +29,7 @@ def render_preview(model, clip, vae, embedding: Embedding, prompt: str, width: i
     positive = word_clip.encode_from_tokens_scheduled(word_clip.tokenize(prompt))
     negative = clip.encode_from_tokens_scheduled(clip.tokenize(""))
     channels = model.model.latent_format.latent_channels
-    latent = torch.zeros([1, channels, height // 8, width // 8])
+    latent = torch.zeros([1, channels, height // LATENT_FACTOR, width // LATENT_FACTOR])
     noise = comfy.sample.prepare_noise(latent, seed)
     samples = comfy.sample.sample(
         model, noise, PREVIEW_STEPS, PREVIEW_CFG, PREVIEW_SAMPLER, PREVIEW_SCHEDULER, positive, negative, latent,

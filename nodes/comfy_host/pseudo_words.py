@@ -17,7 +17,8 @@ from typing import Mapping
 import torch
 from comfy.sd1_clip import SDTokenizer
 
-from ..textual_inversion_core.embedding import ENCODER_WIDTHS, Embedding, EmbeddingError, family_of
+from ...textual_inversion_core.embedding import Embedding, EmbeddingError
+from ...textual_inversion_core.families import ENCODER_WIDTHS, family_of
 
 
 def clip_tokenizers(tokenizer) -> dict[str, SDTokenizer]:

@@ -14,7 +14,7 @@ PACKAGE = "textual_inversion_extension"
 
 
 def extension_module(repository: Path, name: str) -> ModuleType:
-    """The extension's module ``name`` (e.g. ``nodes.comfy_model``), the package imported on first use."""
+    """The extension's module ``name`` (e.g. ``nodes.comfy_host``), the package imported on first use."""
     if PACKAGE not in sys.modules:
         spec = importlib.util.spec_from_file_location(PACKAGE, Path(repository) / "__init__.py",
                                                       submodule_search_locations=[str(repository)])

@@ -31,9 +31,9 @@ import comfy.supported_models_base  # noqa: E402
 import comfy.taesd.taesd  # noqa: E402
 import comfy.text_encoders.sd2_clip  # noqa: E402
 
-comfy_model = extension_module(repository, "nodes.comfy_model")
-pseudo_words = extension_module(repository, "nodes.pseudo_words")
-trainer = extension_module(repository, "textual_inversion_core.trainer")
+comfy_host = extension_module(repository, "nodes.comfy_host")
+pseudo_words = extension_module(repository, "nodes.comfy_host.pseudo_words")
+trainer = extension_module(repository, "textual_inversion_core.training")
 data = extension_module(repository, "textual_inversion_core.data")
 formats = extension_module(repository, "textual_inversion_core.formats")
 
@@ -87,12 +87,12 @@ def main() -> None:
     with torch.inference_mode():  # as ComfyUI runs every node
         model, clip, vae = build(FAMILIES[family])
         before = encode(clip, "a photo of <thing>")
-        frozen = comfy_model.frozen_model(model, clip, vae)
+        frozen = comfy_host.frozen_model(model, clip, vae)
         pictures = [data.ConceptImage(torch.rand(3, 64, 64), "", str(i)) for i in range(3)]
         config = trainer.TrainingConfig(token="<thing>", init_text="thing", num_vectors=2, steps=2,
                                         learning_rate=0.05, seed=0)
         start = frozen.prompt_encoder.word_vectors("thing")
-        with comfy_model.training_session(model, clip):
+        with comfy_host.training_session(model, clip):
             result = trainer.train_embedding(frozen, pictures, config)
         word = result.embedding
         formats.save_embedding(word, work / "thing.safetensors")

@@ -30,8 +30,8 @@ import comfy.supported_models  # noqa: E402
 import comfy.supported_models_base  # noqa: E402
 import comfy.taesd.taesd  # noqa: E402
 
-comfy_model = extension_module(repository, "nodes.comfy_model")
-trainer = extension_module(repository, "textual_inversion_core.trainer")
+comfy_host = extension_module(repository, "nodes.comfy_host")
+trainer = extension_module(repository, "textual_inversion_core.training")
 data = extension_module(repository, "textual_inversion_core.data")
 precision = extension_module(repository, "textual_inversion_core.precision")
 
@@ -65,10 +65,10 @@ def main() -> None:
         unet = model.model.diffusion_model
         runs = {}
         for copies in (True, False):
-            frozen = comfy_model.frozen_model(model, clip, vae)
+            frozen = comfy_host.frozen_model(model, clip, vae)
             if not copies:
                 frozen.denoiser._half_weights = None  # autocast casts ComfyUI's float32 weights at every step
-            with comfy_model.training_session(model, clip):
+            with comfy_host.training_session(model, clip):
                 weights_before = {name: p for name, p in unet.named_parameters()}
                 result = trainer.train_embedding(frozen, pictures, config)
                 weights_after = {name: p for name, p in unet.named_parameters()}

@@ -1,0 +1,60 @@
+"""What lets gradients through ComfyUI's models for the duration of a training, and nothing after it.
+
+Two things in ComfyUI stand in the way of gradients: weights loaded under ``torch.inference_mode()`` are
+inference tensors, which autograd refuses to save, and ComfyUI's CLIP layers add their residuals in place into
+a tensor a LayerNorm saved for its backward pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import comfy.model_management
+import torch
+
+
+@contextlib.contextmanager
+def training_session(model, clip) -> Iterator[None]:
+    """Let gradients flow through ComfyUI's UNet and CLIP while the block runs, and tidy up after.
+
+    Nodes run under ``torch.inference_mode()``; inside this block it is off and gradients are on. The models
+    are loaded through ComfyUI's model management, their inference-tensor weights are swapped for ordinary
+    tensors with the same values (one tensor at a time, so no second copy of the model exists), and each of the
+    CLIP's LayerNorms saves a copy of its input, so the layers' in-place residual additions cannot invalidate
+    what backward needs. Those hooks are removed on exit, whatever happens.
+    """
+    with torch.inference_mode(False), torch.enable_grad():
+        comfy.model_management.load_models_gpu([model, clip.patcher])
+        for module in (model.model, clip.cond_stage_model):
+            make_weights_autograd_safe(module)
+        hooks = [
+            m.register_forward_pre_hook(_copy_first_input)
+            for m in clip.cond_stage_model.modules()
+            if isinstance(m, torch.nn.LayerNorm)
+        ]
+        try:
+            yield
+        finally:
+            for hook in hooks:
+                hook.remove()
+            comfy.model_management.soft_empty_cache()
+
+
+def make_weights_autograd_safe(module: torch.nn.Module) -> None:
+    """Replace inference-tensor weights by ordinary tensors with the same values, one tensor at a time.
+
+    (Assigning ``.data`` is not enough: the tensor object would stay without the version counter autograd
+    needs.)"""
+    with torch.no_grad():
+        for m in module.modules():
+            for name, tensor in list(m._parameters.items()):
+                if tensor is not None and tensor.is_inference():
+                    m._parameters[name] = torch.nn.Parameter(tensor.clone(), requires_grad=False)
+            for name, tensor in list(m._buffers.items()):
+                if tensor is not None and tensor.is_inference():
+                    m._buffers[name] = tensor.clone()
+
+
+def _copy_first_input(module, args):
+    return (args[0].clone(), *args[1:])
