@@ -26,7 +26,9 @@ class ComfyDenoiser:
     def __init__(self, model):
         self._patcher = model
         base = model.model
-        sampling = base.model_sampling
+        # Through the patcher: a ModelSamplingDiscrete node (v-prediction on a misdetected model) patches it there,
+        # and the patch reaches base.model_sampling only once ComfyUI has loaded the model.
+        sampling = model.get_model_object("model_sampling")
         if not isinstance(sampling, comfy.model_sampling.ModelSamplingDiscrete) or isinstance(
             sampling, comfy.model_sampling.EDM
         ) or not isinstance(sampling, comfy.model_sampling.EPS):

@@ -41,6 +41,7 @@ def test_both_hosts_compute_the_same_loss_and_gradient(report, family, predictio
     hosts = report[family]
     # both hosts see the same model: the same prediction type, the same init word's vectors, the same latents,
     assert hosts["prediction_types"] == [prediction_type, prediction_type]
+    assert hosts["prediction_type_before_loading"] == prediction_type
     assert hosts["start_vectors_equal"]
     assert hosts["latents_relative_difference"] < LATENT_TOLERANCE
     # and when each computes one batch's loss and its backward pass from the same latents, noise, timesteps,
