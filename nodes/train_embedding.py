@@ -157,7 +157,8 @@ class TrainEmbedding(io.ComfyNode):
             raise comfy.model_management.InterruptProcessingException()
 
         progress.done(result.steps_done, stopped=False)
-        plot = render_loss_plot(result.losses, title=f"loss of {token}", first_step=result.first_step)
+        plot = render_loss_plot(result.losses, title=f"loss of {token}", first_step=result.first_step,
+                                total_steps=config.steps)
         return io.NodeOutput(result.embedding, picture_to_image(plot))
 
 

@@ -13,19 +13,33 @@ AXIS_COLOUR = (90, 90, 90)
 GRID_COLOUR = (230, 230, 230)
 
 
-def smooth(values: Sequence[float], weight: float | None = None) -> list[float]:
-    """Exponential moving average with start-up bias correction, like TensorBoard's smoothing."""
-    if weight is None:
-        weight = min(0.98, 1 - 10 / max(10, len(values)))
-    out, average = [], 0.0
-    for i, value in enumerate(values, start=1):
+def smoothing_span(total_steps: int) -> int:
+    """The moving average's span in steps: it grows with the run, so a long run's trend stays readable while a
+    short one still follows its few steps. The web chart (``web/training_run.js``) uses the same rule."""
+    return min(100, max(4, round(total_steps / 25)))
+
+
+def smooth(values: Sequence[float], total_steps: int | None = None) -> list[float]:
+    """An exponential moving average over the finite values, debiased so that it starts at the first loss rather
+    than at zero, with the span of a run of ``total_steps`` (default: as many as there are values); a
+    non-finite value gets None and leaves the average as it was. The same numbers as the web chart's curve."""
+    weight = 1 - 2 / (smoothing_span(len(values) if total_steps is None else total_steps) + 1)
+    out: list[float | None] = []
+    average, count = 0.0, 0
+    for value in values:
+        if not math.isfinite(value):
+            out.append(None)
+            continue
         average = weight * average + (1 - weight) * value
-        out.append(average / (1 - weight**i))
+        count += 1
+        out.append(average / (1 - weight**count))
     return out
 
 
 def render_loss_plot(losses: Sequence[float], size: tuple[int, int] = (768, 384), title: str = "loss",
-                     first_step: int = 1) -> Image.Image:
+                     first_step: int = 1, total_steps: int | None = None) -> Image.Image:
+    """The raw losses and their smoothed curve, steps ``first_step`` onwards, of a run planned for
+    ``total_steps`` (default: the last step shown), which sets the smoothing as on the node's chart."""
     width, height = size
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
@@ -61,7 +75,7 @@ def render_loss_plot(losses: Sequence[float], size: tuple[int, int] = (768, 384)
         draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=SMOOTH_COLOUR)
         return image
     draw.line([point(i, v) for i, v in finite], fill=RAW_COLOUR, width=1)
-    smoothed = smooth([v for _, v in finite])
+    smoothed = [v for v in smooth(losses, total_steps or last_step) if v is not None]
     draw.line([point(i, s) for (i, _), s in zip(finite, smoothed)], fill=SMOOTH_COLOUR, width=2)
     label = f"last {smoothed[-1]:.4g} (smoothed)"
     draw.text((right - draw.textlength(label, font=font), 8), label, fill=SMOOTH_COLOUR, font=font)

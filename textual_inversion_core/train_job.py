@@ -105,7 +105,8 @@ def run_train_job(job: TrainJob) -> TrainingResult:
 
     job.out.parent.mkdir(parents=True, exist_ok=True)
     written = save_embedding(result.embedding, job.out, format=job.file_format, overwrite=job.overwrite)[0]
-    plot = render_loss_plot(result.losses, title=f"{config.token} loss", first_step=result.first_step)
+    plot = render_loss_plot(result.losses, title=f"{config.token} loss", first_step=result.first_step,
+                            total_steps=config.steps)
     plot.save(job.loss_plot_path())
     state = "stopped early at" if result.stopped_early else "trained for"
     loss = result.embedding.metadata.get("loss_last")

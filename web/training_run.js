@@ -30,7 +30,8 @@ export class TrainingRun {
 
   // An exponential moving average, debiased so that it starts at the first losses rather than at zero.
   // Diffusion losses swing with the sampled noise level; the span grows with the run so a long run's trend
-  // stays readable while a short one still follows its few steps.
+  // stays readable while a short one still follows its few steps. The loss plot the node outputs draws the
+  // same numbers (textual_inversion_core/loss_plot.py, smooth); a test holds the two together.
   #smooth(loss) {
     if (!Number.isFinite(loss)) return null;
     if (!this.smoothing) {

@@ -27,11 +27,11 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
+from ..objective import PREDICTION_TYPES
 from .vocabulary import EOS, write_tokenizer
 
 FAMILIES = ("sd1", "sd2", "sdxl")
 SIZES = ("tiny", "sd15")
-PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
 def _text_encoder_config(tokenizer: CLIPTokenizer, width: int, act: str, size: str, **extra) -> CLIPTextConfig:
