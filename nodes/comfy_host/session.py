@@ -2,7 +2,9 @@
 
 Two things in ComfyUI stand in the way of gradients: weights loaded under ``torch.inference_mode()`` are
 inference tensors, which autograd refuses to save, and ComfyUI's CLIP layers add their residuals in place into
-a tensor a LayerNorm saved for its backward pass.
+a tensor a LayerNorm saved for its backward pass. And one thing would let too many through: weights that
+require grad (a MODEL loaded outside a node, say), for which autograd would compute and keep a gradient of the
+whole UNet and CLIP at every step.
 """
 
 from __future__ import annotations
@@ -22,12 +24,17 @@ def training_session(model, clip) -> Iterator[None]:
     are loaded through ComfyUI's model management, their inference-tensor weights are swapped for ordinary
     tensors with the same values (one tensor at a time, so no second copy of the model exists), and each of the
     CLIP's LayerNorms saves a copy of its input, so the layers' in-place residual additions cannot invalidate
-    what backward needs. Those hooks are removed on exit, whatever happens.
+    what backward needs. Every weight is out of autograd for the block, so only the word's vectors get a
+    gradient. The hooks are removed and the weights' own ``requires_grad`` flags restored on exit, whatever
+    happens.
     """
     with torch.inference_mode(False), torch.enable_grad():
         comfy.model_management.load_models_gpu([model, clip.patcher])
         for module in (model.model, clip.cond_stage_model):
             make_weights_autograd_safe(module)
+        flags = [(p, p.requires_grad) for m in (model.model, clip.cond_stage_model) for p in m.parameters()]
+        for parameter, _ in flags:
+            parameter.requires_grad_(False)
         hooks = [
             m.register_forward_pre_hook(_copy_first_input)
             for m in clip.cond_stage_model.modules()
@@ -38,6 +45,8 @@ def training_session(model, clip) -> Iterator[None]:
         finally:
             for hook in hooks:
                 hook.remove()
+            for parameter, flag in flags:
+                parameter.requires_grad_(flag)
             comfy.model_management.soft_empty_cache()
 
 

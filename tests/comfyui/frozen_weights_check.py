@@ -1,0 +1,66 @@
+"""Train a word through the ComfyUI host on a MODEL and CLIP whose weights require grad (loaded outside a node,
+as a script may load them); prints a JSON report.
+
+Run as ``python frozen_weights_check.py COMFYUI_PATH REPOSITORY`` in ComfyUI's Python.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from extension_import import extension_module
+
+comfyui_path, repository = sys.argv[1], Path(sys.argv[2])
+sys.path.insert(0, comfyui_path)
+import comfy.cli_args  # noqa: E402
+
+comfy.cli_args.args.cpu = True
+from small_sd1 import build_sd1  # noqa: E402
+
+comfy_host = extension_module(repository, "nodes.comfy_host")
+training = extension_module(repository, "textual_inversion_core.training")
+data = extension_module(repository, "textual_inversion_core.data")
+
+
+class WeightWatch(training.TrainingCallbacks):
+    """After each step: which weights were in autograd during it, and how long it took."""
+
+    def __init__(self, weights):
+        self.weights, self.in_autograd, self.seconds, self.last = weights, [], [], time.perf_counter()
+
+    def on_step(self, report):
+        now = time.perf_counter()
+        self.seconds.append(now - self.last)
+        self.last = now
+        self.in_autograd.append(sum(p.requires_grad for p in self.weights))
+
+
+def main() -> None:
+    pictures = [data.ConceptImage(torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(i)), "", str(i))
+                for i in range(2)]
+    config = training.TrainingConfig(token="<thing>", init_text="thing", steps=3, learning_rate=0.05, seed=0)
+    model, clip, vae = build_sd1()  # outside inference mode: ordinary tensors
+    weights = [p for m in (model.model, clip.cond_stage_model) for p in m.parameters()]
+    for weight in weights:
+        weight.requires_grad_(True)
+    watch = WeightWatch(weights)
+    with torch.inference_mode():  # the node's own mode
+        frozen = comfy_host.frozen_model(model, clip, vae)
+        with comfy_host.training_session(model, clip):
+            result = training.train_embedding(frozen, pictures, config, watch)
+    print(json.dumps({
+        "weights": len(weights),
+        "steps": result.steps_done,
+        "weights_in_autograd_during_steps": watch.in_autograd,
+        "weights_with_a_gradient": sum(p.grad is not None for p in weights),
+        "weights_requiring_grad_after": sum(p.requires_grad for p in weights),
+        "seconds_per_step": watch.seconds,
+    }))
+
+
+main()
