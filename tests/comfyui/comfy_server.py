@@ -31,6 +31,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_check_script(script: str, *arguments) -> dict:
+    """Run a check script of this folder in ComfyUI's Python, given ComfyUI's folder, this checkout and
+    ``arguments``; its report is the JSON on its last line. Skips the test when no ComfyUI is set."""
+    comfyui_path, python = installed_comfyui()
+    finished = subprocess.run([python, str(Path(__file__).with_name(script)), str(comfyui_path), str(REPOSITORY),
+                               *map(str, arguments)], capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-6000:]
+    return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
 def installed_comfyui() -> tuple[Path, str]:
     """ComfyUI's folder and Python from COMFYUI_PATH / COMFYUI_PYTHON; skips the test when they are not set."""
     path, python = os.environ.get("COMFYUI_PATH"), os.environ.get("COMFYUI_PYTHON")

@@ -14,14 +14,12 @@ from pathlib import Path
 
 import torch
 
+from comfyui_start import start_comfyui
 from extension_import import extension_module
 from make_checkpoint import reset_weights
 
 comfyui_path, repository, family, work = sys.argv[1], Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
-sys.path.insert(0, comfyui_path)
-import comfy.cli_args  # noqa: E402
-
-comfy.cli_args.args.cpu = True
+start_comfyui(comfyui_path)
 import comfy.model_base  # noqa: E402
 import comfy.model_patcher  # noqa: E402
 import comfy.sd  # noqa: E402

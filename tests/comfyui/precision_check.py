@@ -14,13 +14,11 @@ from pathlib import Path
 
 import torch
 
+from comfyui_start import start_comfyui
 from extension_import import extension_module
 
 comfyui_path, repository = sys.argv[1], Path(sys.argv[2])
-sys.path.insert(0, comfyui_path)
-import comfy.cli_args  # noqa: E402
-
-comfy.cli_args.args.cpu = True
+start_comfyui(comfyui_path)
 from small_sd1 import build_sd1  # noqa: E402
 
 comfy_host = extension_module(repository, "nodes.comfy_host")

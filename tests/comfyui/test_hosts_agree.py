@@ -9,17 +9,12 @@ host's pass in bfloat16 autocast gave 9.7e-5 on the loss (which a 1e-4 bound wou
 the gradient; one tokenizer padding with another token, 1.1e-2 and 0.6.
 """
 
-import json
-import subprocess
-from pathlib import Path
-
 import pytest
 
-from comfy_server import REPOSITORY, installed_comfyui
+from comfy_server import run_check_script
 
 pytestmark = pytest.mark.comfyui
 
-HERE = Path(__file__).resolve().parent
 LOSS_TOLERANCE = 1e-5
 GRADIENT_TOLERANCE = 1e-4
 LATENT_TOLERANCE = 1e-4
@@ -27,12 +22,7 @@ LATENT_TOLERANCE = 1e-4
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> dict:
-    comfyui_path, python = installed_comfyui()
-    work = tmp_path_factory.mktemp("hosts")
-    finished = subprocess.run([python, str(HERE / "hosts_agree_check.py"), str(comfyui_path), str(REPOSITORY),
-                               str(work)], capture_output=True, text=True, timeout=600)
-    assert finished.returncode == 0, finished.stderr[-6000:]
-    return json.loads(finished.stdout.strip().splitlines()[-1])
+    return run_check_script("hosts_agree_check.py", tmp_path_factory.mktemp("hosts"))
 
 
 @pytest.mark.parametrize("family, prediction_type", [("sd1", "epsilon"), ("sd2-v", "v_prediction")])

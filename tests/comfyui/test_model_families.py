@@ -4,27 +4,17 @@ SD1.x is covered end to end by the server tests; these run the same host code on
 classes, where SD2 predicts velocity and SDXL has two text encoders, a pooled embedding and size conditioning.
 """
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from comfy_server import REPOSITORY, installed_comfyui
+from comfy_server import run_check_script
 
 pytestmark = pytest.mark.comfyui
 
-HERE = Path(__file__).resolve().parent
-
 
 def run_family_check(family: str, work: Path) -> dict:
-    comfyui_path, python = installed_comfyui()
-    finished = subprocess.run(
-        [python, str(HERE / "family_check.py"), str(comfyui_path), str(REPOSITORY), family, str(work)],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert finished.returncode == 0, finished.stderr[-6000:]
-    return json.loads(finished.stdout.strip().splitlines()[-1])
+    return run_check_script("family_check.py", family, work)
 
 
 def test_sd2_v_prediction_word_trains_and_applies(tmp_path):

@@ -1,25 +1,15 @@
 """Training through the ComfyUI host on the CPU computes in bfloat16 where the CPU runs it natively, while ComfyUI
 keeps its float32 UNet (see precision_check.py)."""
 
-import json
-import subprocess
-from pathlib import Path
-
 import pytest
 
-from comfy_server import REPOSITORY, installed_comfyui
+from comfy_server import run_check_script
 
 pytestmark = pytest.mark.comfyui
 
-HERE = Path(__file__).resolve().parent
-
 
 def test_half_precision_copies_change_the_speed_not_the_result_nor_comfyuis_weights():
-    comfyui_path, python = installed_comfyui()
-    finished = subprocess.run([python, str(HERE / "precision_check.py"), str(comfyui_path), str(REPOSITORY)],
-                              capture_output=True, text=True, timeout=600)
-    assert finished.returncode == 0, finished.stderr[-6000:]
-    report = json.loads(finished.stdout.strip().splitlines()[-1])
+    report = run_check_script("precision_check.py")
     if not report["native_bf16"]:
         pytest.skip("this CPU has neither AVX512-BF16 nor AMX, so training stays in float32")
     # Given ComfyUI's float32 SD1.x UNet on a CPU with native bfloat16, training computes in bfloat16,
