@@ -156,7 +156,7 @@ def train_embedding(
                                   noise.to(device), config.min_snr_gamma) / config.grad_accum
                 scaler.scale(loss).backward()
                 step_losses.append(loss.detach())
-            step_loss = torch.stack(step_losses).sum().item()  # one wait for the device per step, not per batch
+            step_loss = torch.stack(step_losses).sum()
 
             # ---- the update; float16's scaler skips one whose gradient overflowed and lowers its scale
             scaler.unscale_(optimizer)
@@ -167,8 +167,11 @@ def train_embedding(
             optimizer.zero_grad(set_to_none=True)
 
             # ---- a non-finite loss condemns the vectors it was computed with, so the word kept is the one
-            # before them; a finite loss with a non-finite update condemns only the update
-            if not (math.isfinite(step_loss) and all(torch.isfinite(p).all() for p in params.values())):
+            # before them; a finite loss with a non-finite update condemns only the update. The loss and the
+            # vectors' finiteness come back together: the step's one wait for the device.
+            vectors_finite = torch.stack([torch.isfinite(p).all() for p in params.values()]).all()
+            step_loss, vectors_finite = torch.stack([step_loss.float(), vectors_finite.float()]).tolist()
+            if not (math.isfinite(step_loss) and vectors_finite):
                 kept, kept_steps = older if not math.isfinite(step_loss) else before
                 raise TrainingDiverged(
                     f"Training diverged at step {step}: the loss became {step_loss} (learning rate {lr:g}). The "
