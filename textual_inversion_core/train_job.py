@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import signal
 import sys
+import time
 from pathlib import Path
 
 from .console import ConsoleProgress
@@ -59,11 +60,15 @@ class TrainJob:
 
 
 class JobCallbacks(ConsoleProgress):
-    """The console's progress, plus the job's checkpoint and preview files."""
+    """The console's progress, plus the job's checkpoint and preview files and the time it took to get going."""
 
-    def __init__(self, job: TrainJob, preview):
+    def __init__(self, job: TrainJob, preview, started: float):
         super().__init__()
-        self.job, self.preview = job, preview
+        self.job, self.preview, self.started = job, preview, started
+
+    def on_latents_cached(self) -> None:
+        print(f"pictures encoded; the first step starts {time.perf_counter() - self.started:.1f} s after the job "
+              "did", file=sys.stderr)
 
     def on_checkpoint(self, embedding: Embedding, step: int) -> None:
         save_embedding(embedding, self.job.checkpoint_path(step), format=self.job.file_format,
@@ -76,6 +81,7 @@ class JobCallbacks(ConsoleProgress):
 def run_train_job(job: TrainJob) -> TrainingResult:
     """Train, write the files, and say on stderr what happened. Refuses to overwrite before any work; Ctrl-C
     stops after the current step and keeps what was learned; a divergence keeps the last good vectors."""
+    started = time.perf_counter()
     from .hosts.diffusers import load_diffusers_model  # diffusers is slow to import; only training needs it
 
     config = job.config
@@ -89,10 +95,11 @@ def run_train_job(job: TrainJob) -> TrainingResult:
     device = resolve_device(job.device)
     model = load_diffusers_model(job.model, device=device, dtype=weights_dtype(job.dtype, device))
     frozen = model.frozen_model(release_vae_when_cached=True)
-    print(f"model: {job.model} ({frozen.family}, {model.prediction_type}) on {frozen.device}", file=sys.stderr)
+    print(f"model: {job.model} ({frozen.family}, {model.prediction_type}, {model.dtype}) on {frozen.device}, "
+          f"loaded in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     prompt = job.preview_prompt or f"a photo of {config.token}"
     callbacks = JobCallbacks(job, lambda embedding: model.render_preview(embedding, prompt, seed=config.seed,
-                                                                         resolution=job.resolution))
+                                                                         resolution=job.resolution), started)
 
     previous = signal.signal(signal.SIGINT, callbacks.request_stop)
     try:
