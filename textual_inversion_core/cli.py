@@ -13,6 +13,7 @@ from .data import CROP_MODES, load_concept_folder
 from .embedding import EmbeddingError
 from .formats import EMBEDDING_FORMATS, describe_embedding, load_embedding, save_embedding
 from .loss_plot import render_loss_plot
+from .precision import weights_dtype
 from .schedules import SCHEDULE_KINDS
 from .templates import TEMPLATE_KINDS
 from .trainer import (
@@ -110,16 +111,6 @@ def planned_outputs(args, config: TrainingConfig) -> list[Path]:
     paths += [preview_path(out, s) for s in range(args.preview_every, config.steps + 1, args.preview_every)] \
         if args.preview_every else []
     return paths
-
-
-def weights_dtype(requested: str, device) -> str:
-    """``auto``: the fastest dtype the device computes natively (bfloat16 on recent GPUs and on CPUs with
-    AVX512-BF16/AMX, float16 on older GPUs), float32 where half precision would be emulated."""
-    if requested != "auto":
-        return requested
-    from .precision import native_compute_dtype
-
-    return str(native_compute_dtype(device)).removeprefix("torch.")
 
 
 def cmd_train(args) -> int:

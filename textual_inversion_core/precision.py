@@ -38,6 +38,14 @@ def native_compute_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+def weights_dtype(requested: str, device) -> str:
+    """``auto``: the fastest dtype the device computes natively (bfloat16 on recent GPUs and on CPUs with
+    AVX512-BF16/AMX, float16 on older GPUs), float32 where half precision would be emulated."""
+    if requested != "auto":
+        return requested
+    return str(native_compute_dtype(device)).removeprefix("torch.")
+
+
 def autocast_dtype_for(weights_dtype: torch.dtype) -> torch.dtype | None:
     """Half-precision weights compute under autocast in their own dtype (which keeps norms and softmax in
     float32 where autocast does so, and lets float32 vectors meet half weights); float32 weights need none."""
