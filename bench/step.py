@@ -48,11 +48,12 @@ from pathlib import Path
 
 import torch
 
+from sd15_model import build_sd15_model
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 RUNS = ("example", "fp32", "default")
 TOKEN = "<bench-ball>"
 INIT_TEXT = "ball"
-CLIP_VOCABULARY = 49408  # SD1.5's CLIP-L; ComfyUI's own tokenizer indexes rows up to it
 PICTURES = 4
 GIB = 1 << 30
 
@@ -143,18 +144,6 @@ def load_average() -> float | None:
 
 
 # ------------------------------------------------------------------------------------------------------ model
-
-
-def build_model(path: Path) -> Path:
-    """The SD1.5 architecture with random weights as a diffusers folder; CLIP keeps SD1.5's full vocabulary."""
-    sys.path.insert(0, str(REPOSITORY))
-    from textual_inversion_core.random_model import build_random_pipeline
-
-    pipeline = build_random_pipeline("sd1", seed=0, size="sd15")
-    pipeline.text_encoder.resize_token_embeddings(CLIP_VOCABULARY)
-    path.mkdir(parents=True)
-    pipeline.save_pretrained(path, safe_serialization=True)
-    return path
 
 
 def concept_pictures(size: int, count: int = PICTURES):
@@ -623,7 +612,7 @@ def main() -> None:
             args.model = Path(scratch) / "sd15-random"
         if not args.model.exists():
             print(f"building the random SD1.5-architecture model in {args.model} ...", file=sys.stderr)
-            build_model(args.model)
+            build_sd15_model(args.model)
         report = {"machine": machine_description(device), "native_dtype": str(native_compute_dtype(device)),
                   "load_start": load_average(), "rates": measure_rates(device, half), "sizes": {}}
         kinds = [k for k in RUNS if k in args.runs] + (["comfyui", "comfyui-bf16"] if args.comfyui else [])
