@@ -363,7 +363,7 @@ def run_comfyui(args) -> dict:
     CLIP and VAE, loaded by ComfyUI from the same diffusers folder, on the CPU unless a GPU is asked for; as
     ComfyUI started with ``--bf16-unet`` for the ``comfyui-bf16`` run (the UNet stored in bfloat16)."""
     # The core from here only for the pictures; the extension imported as ComfyUI imports it.
-    sys.path[:0] = [os.environ["COMFYUI_PATH"], str(REPOSITORY), str(REPOSITORY / "tests" / "comfyui")]
+    sys.path[:0] = [os.environ["COMFYUI_PATH"], str(REPOSITORY)]
     import comfy.cli_args
 
     if args.device == "cpu" or (args.device == "auto" and not torch.cuda.is_available()):

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import torch
 
-from extension_import import extension_module
 from make_checkpoint import reset_weights
 
 comfyui_path, repository, family, work = sys.argv[1], Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
-sys.path.insert(0, comfyui_path)
+# The loader lives with the benchmark, which imports the extension the same way.
+sys.path[:0] = [comfyui_path, str(repository / "bench")]
+from extension_import import extension_module  # noqa: E402
+
 import comfy.cli_args  # noqa: E402
 
 comfy.cli_args.args.cpu = True
