@@ -27,6 +27,10 @@ machine is quiet; a run that other processes disturbed is measured again.
     python bench/step.py [--model DIR] [--sizes 256 512] [--warmup 2] [--steps 5] [--runs default fp32 example]
                          [--comfyui] [--device auto] [--quiet-load 1.5] [--patience 180] [--retries 2] [--json]
 
+This file is the command line: it runs each child, assembles the report and prints it. The machine's rates are
+measured in rates.py, the model built by sd15_model.py, the runs made by core_run.py, example_step.py and
+comfyui_run.py (on training_run.py, flops.py and measure.py), and the verdicts and the table drawn by report.py.
+
 ``--model DIR`` uses that diffusers folder, or builds the random model there first when DIR does not exist
 (about 4.4 GB; later runs reuse it). ``--comfyui`` needs ``COMFYUI_PATH`` (and runs ComfyUI with
 ``COMFYUI_PYTHON``, default this Python).
@@ -37,9 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,90 +50,20 @@ from pathlib import Path
 import torch
 
 REPOSITORY = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPOSITORY))  # this checkout's core, not an installed one
+
+# Every child imports this file: the modules below import the core, diffusers and ComfyUI only inside the run
+# that needs them, so a run's memory holds what that run uses and nothing of the others.
+from comfyui_run import run_comfyui  # noqa: E402
+from core_run import run_project  # noqa: E402
+from example_step import run_example  # noqa: E402
+from rates import machine_description, measure_rates  # noqa: E402
+from report import floors, goals, kernel_floors, print_table  # noqa: E402
+from sd15_model import build_sd15_model  # noqa: E402
+
 RUNS = ("example", "fp32", "default")
-TOKEN = "<bench-ball>"
-INIT_TEXT = "ball"
-CLIP_VOCABULARY = 49408  # SD1.5's CLIP-L; ComfyUI's own tokenizer indexes rows up to it
-PICTURES = 4
-GIB = 1 << 30
-
-
-# ---------------------------------------------------------------------------------------------------- machine
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def best_seconds(fn, device: torch.device, repeats: int = 5, budget: float = 2.0) -> float:
-    """The fastest of several timed calls: what the hardware can do, with the least of other processes' noise."""
-    fn()
-    synchronize(device)
-    times = []
-    while len(times) < repeats or (sum(times) < budget and len(times) < 50):
-        started = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
-def measure_rates(device: torch.device, half: torch.dtype) -> dict:
-    """GFLOP/s of a large matmul and of a UNet-sized 3x3 convolution, in float32 and in ``half``."""
-    big = device.type == "cuda"
-    m, k = (8192, 8192) if big else (4096, 2048)
-    batch, channels, side = (8, 640, 64) if big else (1, 320, 64)
-    conv_flops = 2 * batch * channels * channels * 9 * side * side
-    rates = {}
-    for name, dtype in (("float32", torch.float32), (dtype_name(half), half)):
-        a = torch.randn(m, k, device=device, dtype=dtype)
-        b = torch.randn(k, k, device=device, dtype=dtype)
-        x = torch.randn(batch, channels, side, side, device=device, dtype=dtype)
-        w = torch.randn(channels, channels, 3, 3, device=device, dtype=dtype)
-        with torch.no_grad():
-            rates[name] = {
-                "matmul": 2 * m * k * k / best_seconds(lambda: a @ b, device) / 1e9,
-                "conv": conv_flops / best_seconds(lambda: torch.nn.functional.conv2d(x, w, padding=1), device) / 1e9,
-            }
-            if device.type == "cpu" and dtype == torch.float32 and torch.backends.mkldnn.is_available():
-                # PyTorch sends float32 matmuls to MKL; oneDNN (which runs every CPU convolution) can be faster.
-                am, bm = a.to_mkldnn(), b.t().contiguous().to_mkldnn()
-                seconds = best_seconds(lambda: torch._C._nn.mkldnn_linear(am, bm, None), device)
-                rates[name]["matmul_onednn"] = 2 * m * k * k / seconds / 1e9
-        rates[name]["attention"] = attention_rate(device, dtype, batch)
-    return rates
-
-
-def attention_rate(device: torch.device, dtype: torch.dtype, batch: int) -> float:
-    """GFLOP/s of PyTorch's attention, forward and backward, on the shape of SD1.5's first self-attention at
-    512 px (4096 tokens, 8 heads of 40): the step's attention runs at this rate, not at the matmul rate."""
-    from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
-
-    shape = (batch, 8, 4096, 40)
-    q, k, v = (torch.randn(shape, device=device, dtype=dtype, requires_grad=True) for _ in range(3))
-    grad = torch.randn(shape, device=device, dtype=dtype)
-
-    def forward_and_backward():
-        torch.autograd.grad(torch.nn.functional.scaled_dot_product_attention(q, k, v), (q, k, v), grad)
-
-    flops = sdpa_flop_count(shape, shape, shape) + sdpa_backward_flop_count(shape, shape, shape, shape)
-    return flops / best_seconds(forward_and_backward, device, repeats=3, budget=1.0) / 1e9
-
-
-def machine_description(device: torch.device) -> dict:
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = platform.processor() or platform.machine()
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-    return {"device": str(device), "name": name, "threads": torch.get_num_threads(), "torch": torch.__version__}
+CHILDREN = {"default": run_project, "fp32": run_project, "example": run_example, "comfyui": run_comfyui,
+            "comfyui-bf16": run_comfyui}
 
 
 def load_average() -> float | None:
@@ -140,283 +71,6 @@ def load_average() -> float | None:
         return round(os.getloadavg()[0], 2)
     except OSError:
         return None
-
-
-# ------------------------------------------------------------------------------------------------------ model
-
-
-def build_model(path: Path) -> Path:
-    """The SD1.5 architecture with random weights as a diffusers folder; CLIP keeps SD1.5's full vocabulary."""
-    sys.path.insert(0, str(REPOSITORY))
-    from textual_inversion_core.demo.tiny_models import build_random_pipeline
-
-    pipeline = build_random_pipeline("sd1", seed=0, size="sd15")
-    pipeline.text_encoder.resize_token_embeddings(CLIP_VOCABULARY)
-    path.mkdir(parents=True)
-    pipeline.save_pretrained(path, safe_serialization=True)
-    return path
-
-
-def concept_pictures(size: int, count: int = PICTURES):
-    from textual_inversion_core.data import load_concept_folder
-    from textual_inversion_core.demo.pictures import draw_concept_pictures
-
-    with tempfile.TemporaryDirectory() as folder:
-        draw_concept_pictures(Path(folder), count=count)
-        return load_concept_folder(folder, resolution=size)
-
-
-# ------------------------------------------------------------------------------------------ the runs (children)
-
-
-def step_seconds(measured: list[float]) -> dict:
-    """The measured steps' median, the figure every comparison uses, and their spread."""
-    return {"seconds_per_step": statistics.median(measured), "step_min": min(measured), "step_max": max(measured)}
-
-
-def dtype_name(dtype: torch.dtype | None) -> str | None:
-    return str(dtype).removeprefix("torch.") if dtype else None
-
-
-class StepClock:
-    """Notes when each training step ends (the trainer waits for the device every step)."""
-
-    def __init__(self):
-        self.ends: list[float] = []
-        self.first_elapsed = 0.0
-
-
-def timed_training(trainer, frozen, pictures, warmup: int, steps: int, release_vae=None) -> dict:
-    """Train for warm-up + measured steps with ``trainer`` (the core's trainer module); the median seconds per
-    measured step and the one-off time before the first step (the latent cache). ``release_vae`` is called
-    once the latents are cached, as the command line does when it renders no previews."""
-    clock = StepClock()
-
-    class Callbacks(trainer.TrainingCallbacks):
-        def on_latents_cached(self):
-            if release_vae is not None:
-                release_vae()
-
-        def on_step(self, report):
-            clock.ends.append(time.perf_counter())
-            if report.step == 1:
-                clock.first_elapsed = report.elapsed
-
-    config = trainer.TrainingConfig(token=TOKEN, init_text=INIT_TEXT, steps=warmup + steps, seed=0)
-    started = time.perf_counter()
-    result = trainer.train_embedding(frozen, pictures, config, Callbacks())
-    ends = [started] + clock.ends
-    durations = [b - a for a, b in zip(ends, ends[1:])]
-    return {
-        **step_seconds(durations[warmup:]),
-        # The first interval also holds the one-off work before the first step: the latent cache, the init vectors.
-        "cache_seconds": durations[0] - clock.first_elapsed,
-        "final_loss": result.losses[-1],
-    }
-
-
-def cpu_flash_attention_flops(query, key, value, *args, out_val=None, **kwargs):
-    from torch.utils.flop_counter import sdpa_flop_count
-
-    return sdpa_flop_count(query, key, value)
-
-
-def cpu_flash_attention_backward_flops(grad_out, query, key, value, *args, out_val=None, **kwargs):
-    from torch.utils.flop_counter import sdpa_backward_flop_count
-
-    return sdpa_backward_flop_count(grad_out, query, key, value)
-
-
-def count_step_flops(trainer, frozen, size: int) -> dict:
-    """FLOPs of one training step (batch 1) by kind: convolutions, and the rest (matmuls and attention), of which
-    attention."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    device = frozen.device
-    generator = torch.Generator().manual_seed(0)
-    latents, noise = torch.randn(2, 1, 4, size // 8, size // 8, generator=generator).to(device)
-    vectors = {name: torch.nn.Parameter(v.to(device)) for name, v in trainer.initial_vectors(frozen, INIT_TEXT, 1).items()}
-    # The CPU's flash attention kernels are missing from torch's FLOP formulas; they are the usual attention's.
-    aten = torch.ops.aten
-    custom = {}
-    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
-        custom[aten._scaled_dot_product_flash_attention_for_cpu] = cpu_flash_attention_flops
-        custom[aten._scaled_dot_product_flash_attention_for_cpu_backward] = cpu_flash_attention_backward_flops
-    with FlopCounterMode(display=False, custom_mapping=custom) as counter:
-        loss = trainer.batch_loss(frozen, latents, [f"a photo of a {TOKEN}"], TOKEN, vectors,
-                                  torch.tensor([500], device=device), noise)
-        loss.backward()
-    by_op = counter.get_flop_counts()["Global"]
-    conv = sum(n for op, n in by_op.items() if "convolution" in str(op))
-    attention = sum(n for op, n in by_op.items() if "attention" in str(op))
-    total = sum(by_op.values())
-    return {"total": total, "conv": conv, "attention": attention, "other": total - conv}
-
-
-def rss_high_water_mark() -> int | None:
-    """The kernel's peak-RSS mark for this process, in bytes (Linux)."""
-    try:
-        return int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0]) * 1024
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-LOADING_PEAK = [0]
-
-
-def start_training_memory_watch() -> None:
-    """Note the peak so far (loading) and reset the kernel's mark, so the peak seen from now on is training's."""
-    LOADING_PEAK[0] = rss_high_water_mark() or 0
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_memory(device: torch.device) -> dict:
-    """The whole run's peak RSS (loading included), the peak since start_training_memory_watch(), and on a GPU
-    the peak of allocated VRAM."""
-    training = rss_high_water_mark()
-    whole = max(LOADING_PEAK[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # Linux counts KiB
-    memory = {"peak_rss_bytes": whole, "train_rss_bytes": training}
-    if device.type == "cuda":
-        memory["peak_vram_bytes"] = torch.cuda.max_memory_allocated(device)
-    return memory
-
-
-def run_project(args) -> dict:
-    """The project's trainer as the command line runs it (``default``) or with float32 weights (``fp32``)."""
-    sys.path.insert(0, str(REPOSITORY))
-    from textual_inversion_core import trainer
-    from textual_inversion_core.cli import weights_dtype
-    from textual_inversion_core.diffusers_backend import load_diffusers_model, resolve_device
-
-    device = resolve_device(args.device)
-    dtype = weights_dtype("auto" if args.child == "default" else "float32", device)
-    pictures = concept_pictures(args.size)
-    model = load_diffusers_model(args.model, device=device, dtype=dtype)
-    frozen = model.frozen_model()
-    start_training_memory_watch()
-    result = timed_training(trainer, frozen, pictures, args.warmup, args.steps, release_vae=model.release_vae)
-    result.update(peak_memory(device))
-    result["dtype"] = dtype
-    result["autocast"] = dtype_name(frozen.autocast_dtype)
-    if args.count_flops:
-        result["flops"] = count_step_flops(trainer, frozen, args.size)
-    return result
-
-
-def run_example(args) -> dict:
-    """One step of diffusers' examples/textual_inversion/textual_inversion.py, as it runs by default (float32,
-    no mixed precision): the VAE encodes the picture every step, the text encoder's whole token-embedding table
-    gets a gradient and an AdamW update, and every row but the new word's is restored afterwards."""
-    sys.path.insert(0, str(REPOSITORY))
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
-
-    from textual_inversion_core.diffusers_backend import resolve_device
-
-    device = resolve_device(args.device)
-    folder = Path(args.model)
-    tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
-    text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder").to(device)
-    vae = AutoencoderKL.from_pretrained(folder / "vae").to(device)
-    unet = UNet2DConditionModel.from_pretrained(folder / "unet").to(device)
-    scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
-    # The example adds the placeholder to the tokenizer and grows the table by one row.
-    text_encoder.resize_token_embeddings(text_encoder.get_input_embeddings().num_embeddings + 1)
-    placeholder = text_encoder.get_input_embeddings().num_embeddings - 1
-    vae.requires_grad_(False)
-    unet.requires_grad_(False)
-    text_model = getattr(text_encoder, "text_model", text_encoder)  # transformers 5 dropped the wrapper
-    text_model.encoder.requires_grad_(False)
-    text_model.final_layer_norm.requires_grad_(False)
-    text_model.embeddings.position_embedding.requires_grad_(False)
-    table = text_encoder.get_input_embeddings().weight
-    optimizer = torch.optim.AdamW([table], lr=5e-4, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
-    original = table.detach().clone()
-    keep = torch.ones(table.shape[0], dtype=torch.bool)
-    keep[placeholder] = False
-    ids = tokenizer("a photo of a ball", padding="max_length", max_length=tokenizer.model_max_length,
-                    return_tensors="pt").input_ids
-    ids[0, 1 + len(tokenizer("a photo of a", add_special_tokens=False).input_ids)] = placeholder  # "ball"
-    ids = ids.to(device)
-    pictures = concept_pictures(args.size)
-    text_encoder.train()
-    start_training_memory_watch()
-
-    times = []
-    for step in range(args.warmup + args.steps):
-        pixels = (pictures[step % len(pictures)].pixels[None] * 2 - 1).to(device)
-        started = time.perf_counter()
-        latents = vae.encode(pixels).latent_dist.sample().detach() * vae.config.scaling_factor
-        noise = torch.randn_like(latents)
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (1,), device=device).long()
-        noisy = scheduler.add_noise(latents, noise, timesteps)
-        hidden = text_encoder(ids)[0]
-        prediction = unet(noisy, timesteps, hidden).sample
-        loss = torch.nn.functional.mse_loss(prediction.float(), noise.float(), reduction="mean")
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        with torch.no_grad():
-            table[keep] = original[keep]
-        loss.item()
-        synchronize(device)
-        times.append(time.perf_counter() - started)
-    result = {**step_seconds(times[args.warmup:]), "cache_seconds": None, "dtype": "float32", "autocast": None}
-    result.update(peak_memory(device))
-    return result
-
-
-def run_comfyui(args) -> dict:
-    """The Train Embedding node's path (frozen_model, training_session, train_embedding) on ComfyUI's own MODEL,
-    CLIP and VAE, loaded by ComfyUI from the same diffusers folder, on the CPU unless a GPU is asked for; as
-    ComfyUI started with ``--bf16-unet`` for the ``comfyui-bf16`` run (the UNet stored in bfloat16)."""
-    # The core from here only for the pictures; the extension imported as ComfyUI imports it.
-    sys.path[:0] = [os.environ["COMFYUI_PATH"], str(REPOSITORY), str(REPOSITORY / "tests" / "comfyui")]
-    import comfy.cli_args
-
-    if args.device == "cpu" or (args.device == "auto" and not torch.cuda.is_available()):
-        comfy.cli_args.args.cpu = True
-    comfy.cli_args.args.bf16_unet = args.child == "comfyui-bf16"
-    from extension_import import extension_module
-
-    comfy_model = extension_module(REPOSITORY, "nodes.comfy_model")
-    trainer = extension_module(REPOSITORY, "textual_inversion_core.trainer")
-
-    pictures = concept_pictures(args.size)
-    with torch.inference_mode():  # as ComfyUI runs every node
-        model, clip, vae = load_in_comfyui(Path(args.model))
-        frozen = comfy_model.frozen_model(model, clip, vae)
-        start_training_memory_watch()
-        with comfy_model.training_session(model, clip):
-            result = timed_training(trainer, frozen, pictures, args.warmup, args.steps)
-    device = frozen.device
-    result.update(peak_memory(device))
-    base = model.model
-    result["dtype"] = dtype_name(base.get_dtype())  # as stored; ComfyUI may cast per call
-    result["autocast"] = dtype_name(frozen.autocast_dtype)
-    return result
-
-
-def load_in_comfyui(folder: Path):
-    """MODEL, CLIP and VAE from a diffusers folder, loaded by ComfyUI's own loaders (as its diffusers loader does)."""
-    import comfy.sd
-    import comfy.utils
-
-    weights = "diffusion_pytorch_model.safetensors"
-    model = comfy.sd.load_diffusion_model(str(folder / "unet" / weights))
-    state = comfy.utils.load_torch_file(str(folder / "text_encoder" / "model.safetensors"), safe_load=True)
-    # transformers 5 saves CLIP without its "text_model." prefix; ComfyUI reads the classic layout.
-    state = {k if k.startswith(("text_model.", "text_projection")) else f"text_model.{k}": v for k, v in state.items()}
-    clip = comfy.sd.load_text_encoder_state_dicts([state])
-    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(folder / "vae" / weights), safe_load=True))
-    return model, clip, vae
-
-
-CHILDREN = {"default": run_project, "fp32": run_project, "example": run_example, "comfyui": run_comfyui,
-            "comfyui-bf16": run_comfyui}
 
 
 def wait_for_quiet(threshold: float, patience: float) -> None:
@@ -457,134 +111,6 @@ def run_child(kind: str, size: int, args, count_flops: bool = False) -> dict:
     return best
 
 
-# --------------------------------------------------------------------------------------------------- report
-
-
-def best_matmul_rate(rate: dict) -> float:
-    return max(v for k, v in rate.items() if k.startswith("matmul"))
-
-
-def floors(flops: dict, rates: dict) -> dict:
-    """Seconds the step's FLOPs take at each precision's measured rates (convolutions at the convolution
-    rate, everything else at the best matmul rate)."""
-    return {precision: (flops["conv"] / rate["conv"] + flops["other"] / best_matmul_rate(rate)) / 1e9
-            for precision, rate in rates.items()}
-
-
-def kernel_floors(flops: dict, rates: dict) -> dict:
-    """Seconds the step would take if every kernel ran as fast as PyTorch's own does on this machine: the FLOP
-    floor with the attention FLOPs at the measured attention rate instead of the matmul rate. What lies between
-    this and the measured step is the project's to win; what lies between it and the FLOP floor is the
-    attention kernel's."""
-    flop_floors, attention = floors(flops, rates), flops.get("attention", 0)
-    return {precision: flop_floors[precision] + attention * (1 / rate["attention"] - 1 / best_matmul_rate(rate)) / 1e9
-            for precision, rate in rates.items() if "attention" in rate}
-
-
-# What the project's speed work is held to: each a ratio of two figures from the same run, and its bound.
-GOALS = (
-    ("step vs diffusers' example", "at most", 1 / 3),
-    ("share of the float32 FLOP floor", "at least", 0.70),
-    ("peak RSS vs diffusers' example", "at most", 0.5),
-    ("ComfyUI step vs the core's", "at most", 1.2),
-)
-
-
-def goals(entry: dict) -> dict:
-    """The goals one resolution's runs can be judged on: {name: {"value", "bound", "met"}}."""
-    runs, floor = entry["runs"], entry.get("floor_seconds", {})
-    default, example, comfyui = runs.get("default"), runs.get("example"), runs.get("comfyui")
-    measured = {}
-    if default and example:
-        measured[GOALS[0][0]] = default["seconds_per_step"] / example["seconds_per_step"]
-        measured[GOALS[2][0]] = default["peak_rss_bytes"] / example["peak_rss_bytes"]
-    if default and "float32" in floor:
-        measured[GOALS[1][0]] = floor["float32"] / default["seconds_per_step"]
-    if default and comfyui:
-        measured[GOALS[3][0]] = comfyui["seconds_per_step"] / default["seconds_per_step"]
-    result = {}
-    for name, sense, bound in GOALS:
-        if name in measured:
-            value = measured[name]
-            result[name] = {"value": value, "bound": bound,
-                            "met": value <= bound if sense == "at most" else value >= bound}
-    return result
-
-
-def goal_lines(report: dict) -> list[str]:
-    lines = []
-    for size, entry in report["sizes"].items():
-        judged = entry.get("goals", {})
-        if judged:
-            senses = {name: sense for name, sense, _ in GOALS}
-            lines.append(f"goals at {size} px: " + "; ".join(
-                f"{name} {goal['value']:.2f} ({senses[name]} {goal['bound']:.2f}: {'met' if goal['met'] else 'NOT met'})"
-                for name, goal in judged.items()))
-    return lines
-
-
-def gib(value) -> str:
-    return f"{value / GIB:.2f}G" if value else "-"
-
-
-def print_table(report: dict) -> None:
-    machine = report["machine"]
-    print(f"machine: {machine['name']} ({machine['device']}, {machine['threads']} threads), torch {machine['torch']}, "
-          f"native compute dtype {report['native_dtype'].removeprefix('torch.')}; load average "
-          f"{report['load_start']} at the start, {report['load_end']} at the end")
-    print("rates, GFLOP/s (best of the start and the end): " + "; ".join(
-        f"{precision} " + ", ".join(f"{kind} {value:.0f}" for kind, value in rate.items())
-        for precision, rate in report["rates"].items()))
-    precisions = list(report["rates"])
-    print(f"{'px':>4} {'run':<12} {'weights':<9} {'autocast':<9} {'s/step':>7} {'min-max':>11} {'cache s':>7} "
-          f"{'peak RSS':>8} {'train RSS':>9} {'VRAM':>7} " + " ".join(f"{'of ' + p + ' floor':>15}" for p in precisions)
-          + f" {'load':>9}")
-    for size, entry in report["sizes"].items():
-        floor = entry.get("floor_seconds", {})
-        for kind, run in entry["runs"].items():
-            step = run["seconds_per_step"]
-            shares = " ".join(f"{floor[p] / step:>15.0%}" if floor else f"{'-':>15}" for p in precisions)
-            cache = f"{run['cache_seconds']:.1f}" if run.get("cache_seconds") is not None else "-"
-            print(f"{size:>4} {kind:<12} {run['dtype']:<9} {run['autocast'] or '-':<9} {step:>7.2f} "
-                  f"{run['step_min']:>5.2f}-{run['step_max']:<5.2f} {cache:>7} {gib(run['peak_rss_bytes']):>8} "
-                  f"{gib(run.get('train_rss_bytes')):>9} {gib(run.get('peak_vram_bytes')):>7} {shares} "
-                  f"{run['load_before']:>4}/{run['load_after']:<4}" + (f" (best of {run['attempts']})"
-                                                                        if run.get("attempts", 1) > 1 else "")
-                  + (f" torch {run['torch']}" if run.get("torch", machine["torch"]) != machine["torch"] else ""))
-        if "flops" in entry:
-            flops = entry["flops"]
-            print(f"{'':>4} one step: {flops['total'] / 1e9:.0f} GFLOP ({flops['conv'] / flops['total']:.0%} in "
-                  f"convolutions, {flops.get('attention', 0) / flops['total']:.0%} in attention); FLOP floor "
-                  + ", ".join(f"{p} {s:.2f} s" for p, s in floor.items()))
-        runs = entry["runs"]
-        kernel_floor = entry.get("kernel_floor_seconds", {})
-        native = report["native_dtype"].removeprefix("torch.")
-        if kernel_floor:
-            line = (f"{'':>4} kernel floor (attention at PyTorch's attention rate): "
-                    + ", ".join(f"{p} {s:.2f} s" for p, s in kernel_floor.items()))
-            if "default" in runs and native in kernel_floor:
-                line += (f"; the default step reaches {kernel_floor[native] / runs['default']['seconds_per_step']:.0%}"
-                         f" of its {native} kernel floor")
-                if "example" in runs:
-                    line += (f"; at that floor it would take {kernel_floor[native] / runs['example']['seconds_per_step']:.2f}x"
-                             " the example's time")
-            print(line)
-        if "default" in runs and "example" in runs:
-            d, e = runs["default"], runs["example"]
-            print(f"{'':>4} default vs diffusers' example: {d['seconds_per_step'] / e['seconds_per_step']:.2f}x the "
-                  f"time per step, {d['peak_rss_bytes'] / e['peak_rss_bytes']:.2f}x the peak RSS")
-        if "default" in runs and "comfyui" in runs:
-            print(f"{'':>4} ComfyUI vs the core's default: "
-                  f"{runs['comfyui']['seconds_per_step'] / runs['default']['seconds_per_step']:.2f}x the time per step")
-    for line in goal_lines(report):
-        print(line)
-    print("s/step: median after warm-up (min-max); cache s: the one-off latent cache before the first step; peak RSS: "
-          "the whole run, loading included; train RSS: the peak from the first step's start (the latent cache "
-          "included); of <dtype> floor: the step's FLOPs at that precision's measured rates (attention at the matmul "
-          "rate), over the measured step; "
-          "load: 1-minute load average before/after the run.")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="diffusers folder (built there if missing)")
@@ -611,9 +137,7 @@ def main() -> None:
     if args.comfyui and not os.environ.get("COMFYUI_PATH"):
         parser.error("--comfyui needs COMFYUI_PATH (the ComfyUI folder) and, if it has its own Python, COMFYUI_PYTHON.")
 
-    sys.path.insert(0, str(REPOSITORY))
-    from textual_inversion_core.diffusers_backend import resolve_device
-    from textual_inversion_core.precision import native_compute_dtype
+    from textual_inversion_core.precision import native_compute_dtype, resolve_device
 
     device = resolve_device(args.device)
     half = native_compute_dtype(device)
@@ -623,7 +147,7 @@ def main() -> None:
             args.model = Path(scratch) / "sd15-random"
         if not args.model.exists():
             print(f"building the random SD1.5-architecture model in {args.model} ...", file=sys.stderr)
-            build_model(args.model)
+            build_sd15_model(args.model)
         report = {"machine": machine_description(device), "native_dtype": str(native_compute_dtype(device)),
                   "load_start": load_average(), "rates": measure_rates(device, half), "sizes": {}}
         kinds = [k for k in RUNS if k in args.runs] + (["comfyui", "comfyui-bf16"] if args.comfyui else [])

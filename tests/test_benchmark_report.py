@@ -1,4 +1,4 @@
-"""bench/step.py's verdicts: the floors it derives from measured rates and FLOPs, and how it judges the goals."""
+"""bench/report.py's verdicts: the floors it derives from measured rates and FLOPs, and how it judges the goals."""
 
 import importlib.util
 from pathlib import Path
@@ -8,8 +8,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def bench():
-    path = Path(__file__).resolve().parents[1] / "bench" / "step.py"
-    spec = importlib.util.spec_from_file_location("bench_step", path)
+    path = Path(__file__).resolve().parents[1] / "bench" / "report.py"
+    spec = importlib.util.spec_from_file_location("bench_report", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

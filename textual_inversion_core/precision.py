@@ -46,8 +46,6 @@ def weights_dtype(requested: str, device) -> str:
     return str(native_compute_dtype(device)).removeprefix("torch.")
 
 
-
-
 def cpu_computes_bf16_natively() -> bool:
     """True on x86 CPUs with AVX512-BF16 or AMX, where oneDNN runs bfloat16 matmuls and convolutions in hardware.
 

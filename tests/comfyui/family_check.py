@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 
 from comfyui_start import start_comfyui
-from extension_import import extension_module
 from make_checkpoint import reset_weights
 
 comfyui_path, repository, family, work = sys.argv[1], Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
-start_comfyui(comfyui_path)
+start_comfyui(comfyui_path, repository)
+from extension_import import extension_module  # noqa: E402
 import comfy.model_base  # noqa: E402
 import comfy.model_patcher  # noqa: E402
 import comfy.sd  # noqa: E402

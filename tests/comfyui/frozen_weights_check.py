@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 
 from comfyui_start import start_comfyui
-from extension_import import extension_module
 
 comfyui_path, repository = sys.argv[1], Path(sys.argv[2])
-start_comfyui(comfyui_path)
+start_comfyui(comfyui_path, repository)
+from extension_import import extension_module  # noqa: E402
 from small_sd1 import build_sd1  # noqa: E402
 
 comfy_host = extension_module(repository, "nodes.comfy_host")

@@ -19,12 +19,12 @@ from pathlib import Path
 import torch
 
 from comfyui_start import start_comfyui
-from extension_import import extension_module
 
 comfyui_path, repository, work = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 # As ComfyUI started with --cpu --force-fp32 --fp32-text-enc: on the CPU it keeps text encoders in float16
 # otherwise, and this comparison is of float32 with float32.
-start_comfyui(comfyui_path, force_fp32=True, fp32_text_enc=True)
+start_comfyui(comfyui_path, repository, force_fp32=True, fp32_text_enc=True)
+from extension_import import extension_module  # noqa: E402
 import comfy.model_management  # noqa: E402
 import comfy.sd  # noqa: E402
 import comfy.utils  # noqa: E402

@@ -1,6 +1,7 @@
 """Import this checkout as ComfyUI imports a custom node: a package loaded from the folder's ``__init__.py`` under
 a name of its own, so the relative imports between ``nodes`` and ``textual_inversion_core`` resolve as they do
-inside ComfyUI. For scripts that run in ComfyUI's Python without a server."""
+inside ComfyUI. For scripts that run in ComfyUI's Python without a server: the benchmark's ComfyUI run and the
+ComfyUI tests' checks."""
 
 from __future__ import annotations
 

@@ -1,0 +1,82 @@
+"""The machine the benchmark runs on: what it is, and the rates its matmuls, convolutions and attention reach,
+the rates the floors are drawn from."""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from measure import dtype_name, synchronize
+
+
+def best_seconds(fn, device: torch.device, repeats: int = 5, budget: float = 2.0) -> float:
+    """The fastest of several timed calls: what the hardware can do, with the least of other processes' noise."""
+    fn()
+    synchronize(device)
+    times = []
+    while len(times) < repeats or (sum(times) < budget and len(times) < 50):
+        started = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def measure_rates(device: torch.device, half: torch.dtype) -> dict:
+    """GFLOP/s of a large matmul and of a UNet-sized 3x3 convolution, in float32 and in ``half``."""
+    big = device.type == "cuda"
+    m, k = (8192, 8192) if big else (4096, 2048)
+    batch, channels, side = (8, 640, 64) if big else (1, 320, 64)
+    conv_flops = 2 * batch * channels * channels * 9 * side * side
+    rates = {}
+    for name, dtype in (("float32", torch.float32), (dtype_name(half), half)):
+        a = torch.randn(m, k, device=device, dtype=dtype)
+        b = torch.randn(k, k, device=device, dtype=dtype)
+        x = torch.randn(batch, channels, side, side, device=device, dtype=dtype)
+        w = torch.randn(channels, channels, 3, 3, device=device, dtype=dtype)
+        with torch.no_grad():
+            rates[name] = {
+                "matmul": 2 * m * k * k / best_seconds(lambda: a @ b, device) / 1e9,
+                "conv": conv_flops / best_seconds(lambda: torch.nn.functional.conv2d(x, w, padding=1), device) / 1e9,
+            }
+            if device.type == "cpu" and dtype == torch.float32 and torch.backends.mkldnn.is_available():
+                # PyTorch sends float32 matmuls to MKL; oneDNN (which runs every CPU convolution) can be faster.
+                am, bm = a.to_mkldnn(), b.t().contiguous().to_mkldnn()
+                seconds = best_seconds(lambda: torch._C._nn.mkldnn_linear(am, bm, None), device)
+                rates[name]["matmul_onednn"] = 2 * m * k * k / seconds / 1e9
+        rates[name]["attention"] = attention_rate(device, dtype, batch)
+    return rates
+
+
+def attention_rate(device: torch.device, dtype: torch.dtype, batch: int) -> float:
+    """GFLOP/s of PyTorch's attention, forward and backward, on the shape of SD1.5's first self-attention at
+    512 px (4096 tokens, 8 heads of 40): the step's attention runs at this rate, not at the matmul rate."""
+    from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
+
+    shape = (batch, 8, 4096, 40)
+    q, k, v = (torch.randn(shape, device=device, dtype=dtype, requires_grad=True) for _ in range(3))
+    grad = torch.randn(shape, device=device, dtype=dtype)
+
+    def forward_and_backward():
+        torch.autograd.grad(torch.nn.functional.scaled_dot_product_attention(q, k, v), (q, k, v), grad)
+
+    flops = sdpa_flop_count(shape, shape, shape) + sdpa_backward_flop_count(shape, shape, shape, shape)
+    return flops / best_seconds(forward_and_backward, device, repeats=3, budget=1.0) / 1e9
+
+
+def machine_description(device: torch.device) -> dict:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+    return {"device": str(device), "name": name, "threads": torch.get_num_threads(), "torch": torch.__version__}
