@@ -25,14 +25,14 @@ def best_seconds(fn, device: torch.device, repeats: int = 5, budget: float = 2.0
     return min(times)
 
 
-def measure_rates(device: torch.device, half: torch.dtype) -> dict:
-    """GFLOP/s of a large matmul and of a UNet-sized 3x3 convolution, in float32 and in ``half``."""
+def measure_rates(device: torch.device, dtypes: list[torch.dtype]) -> dict:
+    """GFLOP/s of a large matmul and of a UNet-sized 3x3 convolution in each of ``dtypes``."""
     big = device.type == "cuda"
     m, k = (8192, 8192) if big else (4096, 2048)
     batch, channels, side = (8, 640, 64) if big else (1, 320, 64)
     conv_flops = 2 * batch * channels * channels * 9 * side * side
     rates = {}
-    for name, dtype in (("float32", torch.float32), (dtype_name(half), half)):
+    for name, dtype in ((dtype_name(dtype), dtype) for dtype in dtypes):
         a = torch.randn(m, k, device=device, dtype=dtype)
         b = torch.randn(k, k, device=device, dtype=dtype)
         x = torch.randn(batch, channels, side, side, device=device, dtype=dtype)
@@ -67,6 +67,18 @@ def attention_rate(device: torch.device, dtype: torch.dtype, batch: int) -> floa
     return flops / best_seconds(forward_and_backward, device, repeats=3, budget=1.0) / 1e9
 
 
+def capability(device: torch.device) -> str:
+    """What the device's kernels can use: a GPU's compute capability; for a CPU the vector instructions PyTorch
+    dispatches to (AVX2, AVX512...), or AVX512-BF16 / AMX where bfloat16 runs natively."""
+    if device.type == "cuda":
+        return "sm_%d%d" % torch.cuda.get_device_capability(device)
+    if getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)():
+        return "AMX"
+    if getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)():
+        return "AVX512-BF16"
+    return torch.backends.cpu.get_cpu_capability()
+
+
 def machine_description(device: torch.device) -> dict:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
@@ -79,4 +91,5 @@ def machine_description(device: torch.device) -> dict:
                     break
         except OSError:
             pass
-    return {"device": str(device), "name": name, "threads": torch.get_num_threads(), "torch": torch.__version__}
+    return {"device": str(device), "name": name, "capability": capability(device), "threads": torch.get_num_threads(),
+            "torch": torch.__version__}

@@ -3,8 +3,10 @@
 On an SD1.5-architecture model with random weights (built here in diffusers format, or ``--model``), one run
 measures and prints:
 
-- the machine's matmul and convolution rates in float32 and in half precision (GFLOP/s), and PyTorch's
-  attention's (forward and backward on SD1.5's largest self-attention);
+- the machine and what its kernels can use (for a CPU: AVX2, AVX512, AVX512-BF16 or AMX);
+- its matmul and convolution rates in float32 and, where the device computes one natively, in the half precision
+  the default trains in (GFLOP/s), and PyTorch's attention's (forward and backward on SD1.5's largest
+  self-attention);
 - the FLOPs of one training step (text encoder, UNet forward and the backward to the word's vectors), counted
   by torch's FlopCounterMode;
 - per resolution (batch 1): the median seconds per step after warm-up, the peak memory (RSS; VRAM on a GPU) and
@@ -14,9 +16,10 @@ measures and prints:
   ``--comfyui`` the Train Embedding path through ComfyUI's own model objects on the same weights (``comfyui``:
   as ComfyUI loads them on this device; ``comfyui-bf16``: as ComfyUI started with ``--bf16-unet`` does);
 - whether the goals are met, at each resolution: the default step at most a third of the example's, at least 70 %
-  of the float32 FLOP floor, at most half the example's peak RSS, and ComfyUI's step within 1.2x the core's;
+  of the float32 FLOP floor, at most half the example's peak RSS, ComfyUI's step within 1.2x the core's, and at
+  least 70 % of the kernel floor in the dtype the default computes in on this machine;
 - the efficiency: the FLOP floor (the step's matmul FLOPs at the matmul rate plus its convolution FLOPs at the
-  convolution rate) over the measured step, for the float32 rates and for the half-precision rates;
+  convolution rate) over the measured step, for each precision's rates;
 - the kernel floor: the same with the attention FLOPs at the attention rate, i.e. the step if every kernel ran
   as fast as PyTorch's own does here, and how it compares with the example's step (what is reachable without a
   faster attention kernel).
@@ -140,8 +143,10 @@ def main() -> None:
     from textual_inversion_core.precision import native_compute_dtype, resolve_device
 
     device = resolve_device(args.device)
-    half = native_compute_dtype(device)
-    half = half if half != torch.float32 else torch.bfloat16
+    # float32, and the half precision the default computes in where the device runs one natively: emulated
+    # bfloat16 (AVX2 CPUs) is neither what the default uses nor measurable in reasonable time (~1 GFLOP/s).
+    native = native_compute_dtype(device)
+    dtypes = [torch.float32] + ([native] if native != torch.float32 else [])
     with tempfile.TemporaryDirectory() as scratch:
         if args.model is None:
             args.model = Path(scratch) / "sd15-random"
@@ -149,7 +154,7 @@ def main() -> None:
             print(f"building the random SD1.5-architecture model in {args.model} ...", file=sys.stderr)
             build_sd15_model(args.model)
         report = {"machine": machine_description(device), "native_dtype": str(native_compute_dtype(device)),
-                  "load_start": load_average(), "rates": measure_rates(device, half), "sizes": {}}
+                  "load_start": load_average(), "rates": measure_rates(device, dtypes), "sizes": {}}
         kinds = [k for k in RUNS if k in args.runs] + (["comfyui", "comfyui-bf16"] if args.comfyui else [])
         for size in args.sizes:
             entry = {"runs": {}}
@@ -162,7 +167,7 @@ def main() -> None:
                 entry["runs"][kind] = run
             report["sizes"][size] = entry
         # The machine's rates are the best seen at the start and at the end, so a busy moment cannot lower them.
-        again = measure_rates(device, half)
+        again = measure_rates(device, dtypes)
         for precision, rates in report["rates"].items():
             for kind, value in rates.items():
                 rates[kind] = max(value, again[precision][kind])

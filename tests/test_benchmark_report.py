@@ -64,6 +64,17 @@ def test_each_goal_is_a_ratio_of_figures_from_the_same_run(bench):
     assert line.startswith("goals at 512 px:") and "ComfyUI step vs the core's 1.25 (at most 1.20: NOT met)" in line
 
 
+def test_the_kernel_floor_goal_is_in_the_dtype_the_default_computes_in(bench):
+    # Given a machine whose default trains in float32 (bfloat16 would be emulated) and its kernel floors
+    entry = {"runs": {"default": {**run(6.0, 3.5e9), "dtype": "float32"}},
+             "kernel_floor_seconds": {"float32": 4.5, "bfloat16": 2.0}}
+    # Then the default is held to its float32 kernel floor, not to a bfloat16 one it never runs in
+    judged = bench.goals(entry)["share of the default dtype's kernel floor"]
+    assert judged == {"value": pytest.approx(4.5 / 6.0), "bound": 0.70, "met": True}
+    entry["runs"]["default"]["dtype"] = "bfloat16"
+    assert not bench.goals(entry)["share of the default dtype's kernel floor"]["met"]
+
+
 def test_a_goal_whose_runs_were_not_made_is_left_out_rather_than_failed(bench):
     judged = bench.goals({"runs": {"default": run(6.0, 3.5e9)}, "floor_seconds": {}})
     assert judged == {}
