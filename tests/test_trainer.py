@@ -7,6 +7,7 @@ import torch
 
 from textual_inversion_core.data import load_concept_folder
 from textual_inversion_core.demo.pictures import draw_concept_pictures
+from textual_inversion_core.errors import ConfigError
 from textual_inversion_core.hosts.diffusers import load_diffusers_model
 from textual_inversion_core.objective import denoising_loss
 from textual_inversion_core.templates import PromptTemplates
@@ -199,6 +200,15 @@ def test_grad_accumulation_batches_and_min_snr_all_train(sd1, concept):
 def test_bad_settings_are_refused_before_any_work_naming_the_field(sd1, concept, field, value, message):
     with pytest.raises(ValueError, match=message):
         train_embedding(sd1.frozen_model(), concept, dataclasses.replace(config(), **{field: value}))
+
+
+def test_a_word_must_fit_beside_its_longest_template_in_a_prompts_75_tokens():
+    # "a close-up photo of the <word>" spends 7 tokens besides the word, "a close-up painting in the style of" 9
+    assert config(num_vectors=68, template="object").num_vectors == 68
+    with pytest.raises(ConfigError, match="num_vectors 69 does not fit the object template.*at most 68 vectors"):
+        config(num_vectors=69, template="object")
+    with pytest.raises(ConfigError, match="at most 66 vectors"):
+        config(num_vectors=67, template="style")
 
 
 def test_sdxl_trains_both_text_encoders(sdxl_model_dir, concept):
