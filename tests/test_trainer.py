@@ -124,6 +124,10 @@ def test_resuming_continues_exactly_where_the_saved_embedding_stopped(sd1, conce
     assert resumed.losses[0] == pytest.approx(straight.losses[3], abs=1e-6)
     assert first_half.losses == pytest.approx(straight.losses[:3], abs=1e-6)
     assert resumed.embedding.metadata["steps"] == 6
+    # and says that AdamW's moments, which the file does not hold, started afresh at step 3.
+    assert first_half.embedding.metadata["optimizer_state_kept"] is False
+    assert "resumed_at_steps" not in first_half.embedding.metadata
+    assert resumed.embedding.metadata["resumed_at_steps"] == [3]
 
 
 def test_a_resume_that_has_already_reached_the_step_count_returns_it_unchanged(sd1, concept):
