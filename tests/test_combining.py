@@ -29,7 +29,7 @@ def test_concatenate_stacks_the_vectors_in_input_order_under_the_new_word():
 
 
 def test_concatenating_past_75_vectors_is_refused_with_the_counts():
-    with pytest.raises(EmbeddingError, match="77 vectors \\(embedding_a 40, embedding_b 37\\); a word holds at most 75"):
+    with pytest.raises(EmbeddingError, match=r"77 vectors \(embedding_a 40, embedding_b 37\); a word holds at most 75"):
         combine_embeddings({"embedding_a": word("<a>", 40), "embedding_b": word("<b>", 37)}, "concatenate", "<ab>")
 
 

@@ -108,7 +108,8 @@ class EmbeddingReport:
             lines.append(f"does not fit this model: {self.model_fit}")
         for name, encoder in self.encoders.items():
             median = encoder.median_token_norm
-            lines.append(f"{name}" + ("" if median is None else f" (the vocabulary's median token norm is {median:.3g})"))
+            scale = "" if median is None else f" (the vocabulary's median token norm is {median:.3g})"
+            lines.append(name + scale)
             for index, vector in enumerate(encoder.vectors, 1):
                 line = f"  vector {index}: norm {vector.norm:.3g}"
                 if vector.norm_to_median is not None:

@@ -78,7 +78,8 @@ def test_inspect_reports_the_vectors_and_how_prompts_tokenize_with_the_word(serv
     assert "clip_l (the vocabulary's median token norm is " in short
     assert short.count("x the median); nearest words ") == 2
     # where the word sits in the prompt and how many of the 75 tokens it uses,
-    assert "prompt 'a photo of <my-cat>': 5 of 75 tokens\n  <my-cat> found: its 2 vectors are tokens 4-5 of chunk 1" in short
+    assert ("prompt 'a photo of <my-cat>': 5 of 75 tokens\n"
+            "  <my-cat> found: its 2 vectors are tokens 4-5 of chunk 1") in short
     assert "76 tokens, more than 75, so it is encoded in 2 chunks of 77 (74 + 2 tokens)" in long
     assert "<my-cat> found: its 2 vectors are tokens 1-2 of chunk 2" in long
     assert "<my-cat> is not in the prompt: write it as a word of its own" in missing
