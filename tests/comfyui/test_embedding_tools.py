@@ -144,7 +144,7 @@ def test_combine_refuses_words_of_different_families_naming_the_input(server, tr
     workflow.save([combined, 0], "never")
     # when they are combined, then the run fails with the input at fault and the way out.
     entry = server.wait(server.queue(workflow.prompt))
-    [error] = [message for kind, message in entry["status"]["messages"] if kind == "execution_error"]
+    error = server.execution_error(entry)
     assert error["node_type"] == COMBINE
     assert error["exception_type"] == "textual_inversion_core.embedding.EmbeddingError"
     assert ("embedding_b ('<xl>') is for SDXL (clip_l, clip_g), but embedding_a ('<my-cat>') is for SD1 (clip_l); "

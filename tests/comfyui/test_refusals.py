@@ -22,11 +22,6 @@ def refusal(server, prompt: dict) -> dict:
     raise AssertionError("the prompt was queued, not refused")
 
 
-def execution_error(entry: dict) -> dict:
-    [error] = [message for kind, message in entry["status"]["messages"] if kind == "execution_error"]
-    return error
-
-
 def training_prompt(nodes, **settings) -> tuple[dict, dict]:
     prompt = example_prompt("train_embedding")
     train = node_of(prompt, nodes["Train Embedding"])["inputs"]
@@ -63,7 +58,7 @@ def test_a_linked_setting_is_checked_when_the_node_runs_and_the_others_when_queu
     # and the linked one when the node runs, before training, titled by its short name.
     train["num_vectors"] = 1
     entry = server.wait(server.queue(prompt))
-    error = execution_error(entry)
+    error = server.execution_error(entry)
     assert error["node_type"] == nodes["Train Embedding"]
     assert error["exception_type"] == "textual_inversion_core.errors.ConfigError"
     assert "token must be a single word such as '<my-cat>', got 'my cat'" in error["exception_message"]
@@ -80,6 +75,6 @@ def test_an_error_is_titled_by_its_short_name_with_the_message(server, nodes):
     entry = server.wait(server.queue(prompt))
     # then the error ComfyUI reports is titled by the error's place in this project, not by the custom node
     # folder's absolute path, and the message says what to do.
-    error = execution_error(entry)
+    error = server.execution_error(entry)
     assert error["exception_type"] == "textual_inversion_core.data.ConceptDataError"
     assert "There is no folder 'no-such-folder' in ComfyUI's input directory" in error["exception_message"]
