@@ -5,6 +5,8 @@ from __future__ import annotations
 from comfy_api.latest import ComfyExtension, io
 
 from .apply_embedding import ApplyEmbedding
+from .combine_embeddings import CombineEmbeddings
+from .inspect_embedding import InspectEmbedding
 from .load_concept_images import LoadConceptImages
 from .load_embedding import LoadEmbedding
 from .save_embedding import SaveEmbedding
@@ -13,4 +15,5 @@ from .train_embedding import TrainEmbedding
 
 class TextualInversionExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [LoadConceptImages, TrainEmbedding, ApplyEmbedding, SaveEmbedding, LoadEmbedding]
+        return [LoadConceptImages, TrainEmbedding, ApplyEmbedding, SaveEmbedding, LoadEmbedding, InspectEmbedding,
+                CombineEmbeddings]

@@ -8,6 +8,7 @@ import comfy.model_management
 from comfy_api.latest import io
 
 from ..textual_inversion_core.embedding import Embedding
+from ..textual_inversion_core.errors import ConfigError
 from ..textual_inversion_core.families import MAX_VECTORS
 from ..textual_inversion_core.loss_plot import render_loss_plot
 from ..textual_inversion_core.templates import TEMPLATE_KINDS
@@ -117,15 +118,30 @@ class TrainEmbedding(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, token, init_text, num_vectors, template, steps, learning_rate) -> bool | str:
+        """Refuse settings that cannot work when the prompt is queued, before any model loads.
+
+        ComfyUI leaves the inputs named here to this check alone (it skips their min, max and choices) and
+        lists a refusal once under each of them; TrainingConfig's message names the field at fault. An input fed
+        by a link has no value yet (None): its widget's default stands in, so the others are still checked, and
+        execute() checks the real value before training.
+        """
+        given = dict(token=token, init_text=init_text, num_vectors=num_vectors, template=template, steps=steps,
+                     learning_rate=learning_rate)
+        defaults = {widget.id: widget.default for widget in cls.define_schema().inputs if widget.id in given}
+        try:
+            training_config(**{name: defaults[name] if value is None else value for name, value in given.items()})
+        except ConfigError as error:
+            return str(error)
+        return True
+
+    @classmethod
     def execute(cls, model, clip, vae, images, token, init_text, num_vectors, template, steps, learning_rate,
                 batch_size, seed, captions="", resume: Embedding | None = None, preview_every=0,
                 preview_prompt="") -> io.NodeOutput:
-        token = token.strip()
-        config = TrainingConfig(
-            token=token, init_text=init_text.strip(), num_vectors=num_vectors, steps=steps,
-            learning_rate=learning_rate, batch_size=batch_size, template=template, seed=seed,
-            preview_every=preview_every,
-        )
+        config = training_config(token, init_text, num_vectors, template, steps, learning_rate, batch_size, seed,
+                                 preview_every)
+        token = config.token
         pictures = concept_images(images, captions or "")
         if resume is not None and resume.token != token:
             resume = resume.with_token(token)
@@ -160,6 +176,15 @@ class TrainEmbedding(io.ComfyNode):
         plot = render_loss_plot(result.losses, title=f"loss of {token}", first_step=result.first_step,
                                 total_steps=config.steps)
         return io.NodeOutput(result.embedding, picture_to_image(plot))
+
+
+def training_config(token, init_text, num_vectors, template, steps, learning_rate, batch_size=1, seed=0,
+                    preview_every=0) -> TrainingConfig:
+    """The run's settings from the node's widgets; ``ConfigError`` names the first that cannot work."""
+    return TrainingConfig(
+        token=token.strip(), init_text=init_text.strip(), num_vectors=num_vectors, steps=steps,
+        learning_rate=learning_rate, batch_size=batch_size, template=template, seed=seed, preview_every=preview_every,
+    )
 
 
 def keep_unfinished(embedding: Embedding | None, resume: Embedding | None) -> str | None:

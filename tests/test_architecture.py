@@ -2,6 +2,9 @@
 scaffolding stays out of the product."""
 
 import ast
+import re
+import sys
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
@@ -98,3 +101,30 @@ def test_every_module_says_what_it_is_for(folder):
     missing = [name for name, path in modules().items()
                if name.startswith(folder) and not ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))]
     assert missing == []
+
+
+def requirement_names(lines) -> set[str]:
+    return {re.match(r"[A-Za-z0-9._-]+", line.strip()).group().lower() for line in lines
+            if line.strip() and not line.lstrip().startswith("#")}
+
+
+def test_requirements_txt_holds_what_the_nodes_import_and_pyproject_says_the_same():
+    # Given every module the nodes reach, in the nodes and in the core,
+    edges = graph()
+    reached, todo = set(), [name for name in edges if name.startswith("nodes")]
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo += own(edges[name], edges)
+    # when the packages they import from outside the project, Python and ComfyUI are named by distribution,
+    outside = {target.split(".")[0] for name in reached for target in edges[name] if target not in edges}
+    outside -= set(COMFYUI_MODULES) | set(sys.stdlib_module_names) | {"__future__"}
+    distributions = {packages_distributions()[name][0].lower() for name in outside}
+    # then requirements.txt lists exactly those (diffusers and transformers stay the command line's),
+    requirements = requirement_names((REPOSITORY / "requirements.txt").read_text(encoding="utf-8").splitlines())
+    assert requirements == distributions
+    # and pyproject's dependencies are the same, so a registry install and a clone into custom_nodes agree.
+    tomllib = pytest.importorskip("tomllib", reason="Python reads TOML from 3.11 on")
+    project = tomllib.loads((REPOSITORY / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert requirement_names(project["dependencies"]) == requirements

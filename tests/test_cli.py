@@ -8,8 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from textual_inversion_core import load_embedding
+from textual_inversion_core import Embedding, load_embedding, save_embedding
 from textual_inversion_core.cli import main
+from textual_inversion_core.hosts.diffusers import load_diffusers_model
 from textual_inversion_core.demo.pictures import draw_concept_pictures
 
 
@@ -91,6 +92,26 @@ def test_info_and_convert(sd1_model_dir, pictures, tmp_path, capsys):
     assert main(["convert", str(out), str(pt)]) == 0
     assert torch.equal(load_embedding(pt).vectors["clip_l"], load_embedding(out).vectors["clip_l"])
     assert main(["convert", str(out), str(pt)]) == 2
+
+
+def test_info_with_a_model_reads_the_vectors_against_its_vocabulary(sd1_model_dir, sdxl_model_dir, tmp_path, capsys):
+    # Given an embedding whose vectors are the model's own token embeddings of "cat", and of "dog" made 3x longer,
+    rows = load_diffusers_model(sd1_model_dir, device="cpu").prompt_encoder.word_vectors("cat dog")["clip_l"]
+    embedding = Embedding("<pet>", {"clip_l": rows * torch.tensor([[1.0], [3.0]])})
+    path = save_embedding(embedding, tmp_path / "pet.safetensors")[0]
+    # when info reads it against the model,
+    assert main(["info", str(path), "--model", str(sd1_model_dir), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # then each vector lies nearest the word it was taken from, its norm given against the median token's,
+    clip_l = report["encoders"]["clip_l"]
+    cat, dog = clip_l["vectors"]
+    assert cat["nearest"][0] == {"word": "cat", "cosine": 1.0} and dog["nearest"][0]["word"] == "dog"
+    assert dog["norm"] == pytest.approx(3 * rows[1].norm().item(), rel=1e-3)
+    assert dog["norm_to_median"] == pytest.approx(dog["norm"] / clip_l["median_token_norm"], rel=1e-3)
+    assert report["model_fit"] is None and report["token"] == "<pet>"
+    # and against an SDXL model the text says that the embedding does not fit it.
+    assert main(["info", str(path), "--model", str(sdxl_model_dir)]) == 0
+    assert "does not fit this model: The embedding '<pet>' has vectors for clip_l" in capsys.readouterr().out
 
 
 def test_info_on_a_file_it_refuses_exits_non_zero_with_the_reason(tmp_path):

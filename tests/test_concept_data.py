@@ -1,5 +1,8 @@
 """Concept pictures: any ordinary picture folder becomes same-size training images."""
 
+import struct
+import zlib
+
 import pytest
 import torch
 from PIL import Image
@@ -73,6 +76,26 @@ def test_a_missing_or_empty_folder_says_what_to_do(tmp_path):
 def test_an_unreadable_picture_is_named(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not really a png")
     with pytest.raises(ConceptDataError, match="broken.png"):
+        load_concept_folder(tmp_path, resolution=64)
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims this size: Pillow judges the size from the header, before any pixel."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + png_chunk(b"IEND", b""))
+
+
+def test_a_picture_past_pillows_pixel_limit_is_named_with_the_limit(tmp_path):
+    # Given a folder with a good picture and one claiming 20000 x 10000 pixels, past Pillow's 178 M pixel limit
+    save(tmp_path / "good.png", (64, 64), (0, 0, 0))
+    (tmp_path / "huge.png").write_bytes(png_claiming(20_000, 10_000))
+    # When the folder is loaded, then the picture is refused like a broken one: by name, with the limit
+    with pytest.raises(ConceptDataError, match=r"huge\.png: it has more pixels than the 178,956,970 .*scale"):
         load_concept_folder(tmp_path, resolution=64)
 
 

@@ -14,6 +14,13 @@ def test_vectors_are_normalised_to_detached_cpu_float32():
     assert embedding.num_vectors == 2 and embedding.family == "sd1"
 
 
+def test_encoders_are_held_in_one_order_whatever_order_they_came_in():
+    # Given SDXL vectors as a file may hold them, clip_g first,
+    embedding = Embedding("<x>", {"clip_g": torch.zeros(1, 1280), "clip_l": torch.zeros(1, 768)})
+    # then the embedding lists them as every message does: clip_l, then clip_g.
+    assert list(embedding.vectors) == ["clip_l", "clip_g"]
+
+
 @pytest.mark.parametrize("vectors, family", [
     ({"clip_l": torch.zeros(1, 768)}, "sd1"),
     ({"clip_h": torch.zeros(1, 1024)}, "sd2"),

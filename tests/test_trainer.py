@@ -7,6 +7,7 @@ import torch
 
 from textual_inversion_core.data import load_concept_folder
 from textual_inversion_core.demo.pictures import draw_concept_pictures
+from textual_inversion_core.errors import ConfigError
 from textual_inversion_core.hosts.diffusers import load_diffusers_model
 from textual_inversion_core.objective import denoising_loss
 from textual_inversion_core.templates import PromptTemplates
@@ -123,6 +124,10 @@ def test_resuming_continues_exactly_where_the_saved_embedding_stopped(sd1, conce
     assert resumed.losses[0] == pytest.approx(straight.losses[3], abs=1e-6)
     assert first_half.losses == pytest.approx(straight.losses[:3], abs=1e-6)
     assert resumed.embedding.metadata["steps"] == 6
+    # and says that AdamW's moments, which the file does not hold, started afresh at step 3.
+    assert first_half.embedding.metadata["optimizer_state_kept"] is False
+    assert "resumed_at_steps" not in first_half.embedding.metadata
+    assert resumed.embedding.metadata["resumed_at_steps"] == [3]
 
 
 def test_a_resume_that_has_already_reached_the_step_count_returns_it_unchanged(sd1, concept):
@@ -199,6 +204,15 @@ def test_grad_accumulation_batches_and_min_snr_all_train(sd1, concept):
 def test_bad_settings_are_refused_before_any_work_naming_the_field(sd1, concept, field, value, message):
     with pytest.raises(ValueError, match=message):
         train_embedding(sd1.frozen_model(), concept, dataclasses.replace(config(), **{field: value}))
+
+
+def test_a_word_must_fit_beside_its_longest_template_in_a_prompts_75_tokens():
+    # "a close-up photo of the <word>" spends 7 tokens besides the word, "a close-up painting in the style of" 9
+    assert config(num_vectors=68, template="object").num_vectors == 68
+    with pytest.raises(ConfigError, match="num_vectors 69 does not fit the object template.*at most 68 vectors"):
+        config(num_vectors=69, template="object")
+    with pytest.raises(ConfigError, match="at most 66 vectors"):
+        config(num_vectors=67, template="style")
 
 
 def test_sdxl_trains_both_text_encoders(sdxl_model_dir, concept):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from .data import CROP_MODES
 from .errors import UserError
-from .formats import EMBEDDING_FORMATS, describe_embedding, load_embedding, save_embedding
+from .formats import EMBEDDING_FORMATS, load_embedding, save_embedding
+from .inspection import inspect_embedding
 from .schedules import SCHEDULE_KINDS
 from .templates import TEMPLATE_KINDS
 from .train_job import TrainJob, run_train_job
@@ -42,16 +43,13 @@ def cmd_train(args) -> int:
 
 def cmd_info(args) -> int:
     embedding = load_embedding(args.file, token=args.token)
-    description = describe_embedding(embedding)
-    if args.json:
-        print(json.dumps(description, indent=2, default=str))
-        return 0
-    print(f"token:    {description['token']}")
-    print(f"family:   {description['family'] or 'unknown'}")
-    print(f"vectors:  {description['num_vectors']}")
-    print("widths:   " + ", ".join(f"{name} {width}" for name, width in description["widths"].items()))
-    for key, value in sorted(description["metadata"].items()):
-        print(f"  {key}: {value}")
+    vocabularies = None
+    if args.model:
+        from .hosts.diffusers import load_vocabularies  # diffusers is slow to import; only --model needs it
+
+        vocabularies = load_vocabularies(Path(args.model))
+    report = inspect_embedding(embedding, vocabularies)
+    print(json.dumps(report.as_dict(), indent=2, default=str) if args.json else report.text())
     return 0
 
 
@@ -107,9 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace existing output files")
     train.set_defaults(run=cmd_train)
 
-    info = commands.add_parser("info", help="describe an embedding file")
+    info = commands.add_parser("info", help="describe an embedding file: its encoders, vectors and metadata")
     info.add_argument("file")
     info.add_argument("--token", default=None, help="pick one placeholder in a file that holds several")
+    info.add_argument("--model", default=None,
+                      help="a local diffusers model folder: read the vectors against its vocabulary (their norms "
+                           "beside its median token's, the nearest words) and say whether the embedding fits it")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(run=cmd_info)
 

@@ -84,6 +84,12 @@ def load_concept_folder(folder: str | Path, resolution: int = 512, crop: str = "
         try:
             with Image.open(path) as opened:
                 image = fit_to_square(to_rgb(opened), resolution, crop)
+        except Image.DecompressionBombError as error:
+            raise ConceptDataError(
+                f"Cannot read the picture {path}: it has more pixels than the {2 * Image.MAX_IMAGE_PIXELS:,} "
+                f"Pillow opens, a limit against decompression bombs ({error}). Training uses {resolution} px; "
+                "scale the picture down or replace it."
+            ) from error
         except (UnidentifiedImageError, OSError) as error:
             raise ConceptDataError(f"Cannot read the picture {path}: {error}. Remove or replace it.") from error
         caption_file = path.with_suffix(".txt")

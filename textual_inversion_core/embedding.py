@@ -31,8 +31,9 @@ class Embedding:
     def __post_init__(self) -> None:
         check_word(self.token, self.vectors)
         cleaned: dict[str, torch.Tensor] = {}
-        for name, tensor in self.vectors.items():
-            tensor = tensor.detach().to(device="cpu", dtype=torch.float32).contiguous()
+        # In the one order every message and summary lists encoders in, whatever order a file held them in.
+        for name in sorted(self.vectors, key=list(ENCODER_WIDTHS).index):
+            tensor = self.vectors[name].detach().to(device="cpu", dtype=torch.float32).contiguous()
             if not torch.isfinite(tensor).all():
                 raise EmbeddingError(f"The vectors for {name} of {self.token!r} contain NaN or infinite values.")
             cleaned[name] = tensor

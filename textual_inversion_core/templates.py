@@ -8,6 +8,7 @@ the Textual Inversion paper took from CLIP's ImageNet prompts, the style list it
 from __future__ import annotations
 
 import random
+import re
 
 from .errors import ConfigError
 
@@ -67,13 +68,31 @@ CAPTION_TEMPLATE = "[name], [filewords]"
 
 TEMPLATE_KINDS = ("object", "style", "captions")
 
+# How CLIP's tokenizer splits text before its byte-pair merges: letters, single digits, runs of punctuation.
+_CLIP_PIECES = re.compile(r"[^\W\d_]+|\d|[^\w\s]+")
+
+
+def check_template_kind(kind: str) -> None:
+    if kind not in TEMPLATE_KINDS:
+        raise ConfigError(f"template must be one of {', '.join(TEMPLATE_KINDS)}, got {kind!r}.")
+
+
+def template_tokens(kind: str) -> int:
+    """The most prompt tokens a template of ``kind`` spends besides the word (a caption's own words aside).
+
+    CLIP's vocabulary holds every word of these templates as one token, so each piece counts one.
+    """
+    check_template_kind(kind)
+    templates = {"object": OBJECT_TEMPLATES, "style": STYLE_TEMPLATES,
+                 "captions": (CAPTION_TEMPLATE, OBJECT_TEMPLATES[0])}[kind]
+    return max(len(_CLIP_PIECES.findall(t.replace("[name]", " ").replace("[filewords]", " "))) for t in templates)
+
 
 class PromptTemplates:
     """Draws the training prompt for one image: a random neutral template, or the image's own caption."""
 
     def __init__(self, kind: str, token: str):
-        if kind not in TEMPLATE_KINDS:
-            raise ConfigError(f"template must be one of {', '.join(TEMPLATE_KINDS)}, got {kind!r}.")
+        check_template_kind(kind)
         self.kind = kind
         self.token = token
 

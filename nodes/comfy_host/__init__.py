@@ -15,6 +15,7 @@ the pictures; ``comfy.model_management`` moves each part to its device as for an
 - ``preview``         a picture of the word, sampled as a KSampler would
 - ``images``          ComfyUI's IMAGE batches to and from the trainer's pictures
 - ``embedding_folders`` ComfyUI's embeddings folders: listing, finding, and saving without overwriting
+- ``inspection``      the CLIP's vocabularies, and where a prompt puts the word, for inspecting an embedding
 """
 
 from .frozen_model import frozen_model

@@ -150,6 +150,12 @@ class ComfyServer:
             )
         return entry
 
+    @staticmethod
+    def execution_error(entry: dict) -> dict:
+        """The ``execution_error`` message of a /history entry that ended in one."""
+        [error] = [message for kind, message in entry["status"]["messages"] if kind == "execution_error"]
+        return error
+
     def interrupt(self) -> None:
         self.request("/interrupt", {})
 

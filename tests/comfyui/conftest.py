@@ -17,7 +17,7 @@ from PIL import Image
 from comfy_server import ComfyServer, installed_comfyui
 from examples import CHECKPOINT, CONCEPT_FOLDER, example_prompt
 from sampling import Graph
-from workflow_format import node_of
+from workflow_format import node_ids_by_name, node_of
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,6 +42,12 @@ def server(tmp_path_factory, checkpoint_file) -> ComfyServer:
         yield instance
     finally:
         instance.stop()
+
+
+@pytest.fixture(scope="session")
+def nodes(server) -> dict[str, str]:
+    """This extension's node ids by display name, for tests that should not depend on how the ids are spelled."""
+    return node_ids_by_name(server.get("/object_info"), "textual inversion")
 
 
 def write_concept_pictures(folder: Path) -> None:

@@ -63,3 +63,8 @@ def node_of(prompt: dict, class_type: str, **inputs) -> dict:
     ]
     assert len(found) == 1, f"expected one {class_type} node with {inputs}, found {len(found)}"
     return found[0]
+
+
+def node_ids_by_name(object_info: dict, category: str) -> dict[str, str]:
+    """The node ids of a category by display name: what users see stays put when ids are renamed."""
+    return {info["display_name"]: node_id for node_id, info in object_info.items() if info["category"] == category}

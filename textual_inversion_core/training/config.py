@@ -7,7 +7,7 @@ import dataclasses
 from ..errors import ConfigError
 from ..families import MAX_VECTORS
 from ..schedules import SCHEDULE_KINDS, make_schedule
-from ..templates import TEMPLATE_KINDS
+from ..templates import template_tokens
 
 # Chosen with bench/recovery.py (a hidden word learned from 5 latents; share of the held-out loss gap closed,
 # 300 steps, batch 1): 5e-3 reached 0.9 after 40 steps on every seed tried and ended at 0.93-0.95, within 0.005
@@ -53,8 +53,15 @@ class TrainingConfig:
                 raise ConfigError(f"{name} must be 0 (off) or more, got {getattr(self, name)}.")
         if self.lr_schedule not in SCHEDULE_KINDS:
             raise ConfigError(f"lr_schedule must be one of {', '.join(SCHEDULE_KINDS)}, got {self.lr_schedule!r}.")
-        if self.template not in TEMPLATE_KINDS:
-            raise ConfigError(f"template must be one of {', '.join(TEMPLATE_KINDS)}, got {self.template!r}.")
+        # A word longer than the room its prompts leave would be cut short, or split over two prompt chunks,
+        # depending on the host.
+        room = MAX_VECTORS - template_tokens(self.template)
+        if self.num_vectors > room:
+            raise ConfigError(
+                f"num_vectors {self.num_vectors} does not fit the {self.template} template: a prompt holds "
+                f"{MAX_VECTORS} tokens and its longest template takes {MAX_VECTORS - room} of them besides the "
+                f"word; use at most {room} vectors."
+            )
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ConfigError(f"max_grad_norm must be positive or None, got {self.max_grad_norm}.")
         if self.min_snr_gamma is not None and not self.min_snr_gamma > 0:

@@ -4,6 +4,12 @@ Only the ``n × width`` vectors of each text encoder are parameters. The concept
 once; every step then draws a batch of cached latents, a prompt per latent from the templates, noise and
 timesteps, and takes an AdamW step on the vectors alone. Each step's randomness is derived from (seed, step), so
 a run resumed from a saved embedding draws exactly the batches the uninterrupted run would have drawn.
+
+AdamW's moments are not kept with the word, so a resumed run starts them afresh (its first updates move every
+coordinate by about the learning rate, as the very first step does), and the embedding's metadata says so:
+``optimizer_state_kept`` false, and the steps the moments restarted at in ``resumed_at_steps``. Stored in the
+embedding file, the moments would be extra tensors that other loaders refuse or take for the vectors; a file
+beside it would not reach a resume in ComfyUI, where the word travels through the graph, not as a file.
 """
 
 from __future__ import annotations
@@ -115,6 +121,8 @@ def train_embedding(
 
     if steps_done >= config.steps:
         return TrainingResult(word(params, steps_done, losses), losses, False, steps_done)
+    if resume is not None:
+        base_metadata["resumed_at_steps"] = [*base_metadata.get("resumed_at_steps", []), steps_done]
 
     # ---- the pictures, encoded once
     latents = cache_latents(model, images, config.flip)
@@ -215,6 +223,8 @@ def snapshot(config: TrainingConfig, model: FrozenModel, params: Vectors, steps_
         "grad_accum": config.grad_accum,
         "template": config.template,
         "seed": config.seed,
+        "optimizer": "AdamW",
+        "optimizer_state_kept": False,
     }
     if model.model_hash:
         metadata["base_model_hash"] = model.model_hash

@@ -1,6 +1,7 @@
 """A local diffusers model folder (SD1, SD2, SDXL) as the frozen model the trainer optimises a word against.
 
-- ``loading``         the folder: its family, its hash, the pipeline loaded offline in the compute dtype
+- ``loading``         the folder: its family, its hash, the pipeline loaded offline in the compute dtype, and
+                      its text encoders' vocabularies alone, for inspecting an embedding
 - ``weights``         the UNet read tensor by tensor from its safetensors files, straight into that dtype
 - ``model``           the loaded pipeline, frozen on its device, and the trainer's view of it
 - ``text_encoders``   the prompt encoder: the word's vectors injected into the text encoders' forward pass
@@ -9,7 +10,7 @@
 - ``preview``         an image for a prompt with the word in it, through the pipeline's own sampler
 """
 
-from .loading import detect_family, load_diffusers_model, model_hash
+from .loading import detect_family, load_diffusers_model, load_vocabularies, model_hash
 from .model import DiffusersModel
 
-__all__ = ["DiffusersModel", "detect_family", "load_diffusers_model", "model_hash"]
+__all__ = ["DiffusersModel", "detect_family", "load_diffusers_model", "load_vocabularies", "model_hash"]

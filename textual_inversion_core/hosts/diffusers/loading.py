@@ -9,11 +9,14 @@ from pathlib import Path
 
 import torch
 from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from ...errors import ModelError, ModelNotFound
-from ...families import family_of_single_encoder
+from ...families import FAMILY_ENCODERS, family_of_single_encoder
+from ...inspection import Vocabulary
 from ...precision import resolve_dtype
 from .model import DiffusersModel
+from .text_encoders import PIPELINE_ENCODERS, TextEncoder
 from .weights import load_unet
 
 # How much of each UNet weight file the model hash reads: enough to tell models apart, cheap for a 5 GB file.
@@ -75,3 +78,20 @@ def load_diffusers_model(
             str(path), torch_dtype=torch_dtype, local_files_only=True, **extra
         )
     return DiffusersModel(pipeline, device=device, dtype=dtype, model_hash=model_hash(path))
+
+
+def load_vocabularies(path: str | Path) -> dict[str, Vocabulary]:
+    """Each text encoder's vocabulary in a diffusers folder, by encoder name; only the tokenizers and text
+    encoders are loaded, offline."""
+    path = Path(path)
+    vocabularies = {}
+    for name, (tokenizer, model) in zip(FAMILY_ENCODERS[detect_family(path)], PIPELINE_ENCODERS):
+        # SDXL's second encoder carries the projection its pooled output goes through.
+        model_class = CLIPTextModelWithProjection if model == "text_encoder_2" else CLIPTextModel
+        encoder = TextEncoder(
+            name,
+            CLIPTokenizer.from_pretrained(path / tokenizer, local_files_only=True),
+            model_class.from_pretrained(path / model, local_files_only=True),
+        )
+        vocabularies[name] = encoder.vocabulary()
+    return vocabularies

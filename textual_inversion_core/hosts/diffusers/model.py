@@ -14,7 +14,7 @@ from ...precision import autocast_dtype_for, resolve_device, resolve_dtype
 from .denoiser import DiffusersDenoiser
 from .latent_encoder import DiffusersLatentEncoder
 from .preview import render_preview
-from .text_encoders import DiffusersPromptEncoder, TextEncoder
+from .text_encoders import PIPELINE_ENCODERS, DiffusersPromptEncoder, TextEncoder
 
 
 class DiffusersModel:
@@ -46,10 +46,7 @@ class DiffusersModel:
 
         encoders = [
             TextEncoder(name, getattr(pipeline, tokenizer), getattr(pipeline, model))
-            for name, (tokenizer, model) in zip(
-                FAMILY_ENCODERS[self.family],
-                [("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")],
-            )
+            for name, (tokenizer, model) in zip(FAMILY_ENCODERS[self.family], PIPELINE_ENCODERS)
         ]
         self.prompt_encoder = DiffusersPromptEncoder(encoders, self.family)
         self.denoiser = DiffusersDenoiser(pipeline.unet, pipeline.scheduler, self.family, pipeline.vae_scale_factor)

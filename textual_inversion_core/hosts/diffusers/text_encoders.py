@@ -13,7 +13,11 @@ import torch
 
 from ...embedding import check_fits_family, check_word
 from ...families import ENCODER_WIDTHS
+from ...inspection import Vocabulary
 from ...interfaces import Conditioning
+
+# A pipeline's tokenizer and text encoder for its first and second text encoder, by attribute (and folder) name.
+PIPELINE_ENCODERS = (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2"))
 
 
 class TextEncoder:
@@ -30,6 +34,10 @@ class TextEncoder:
         self.slot_id = 0 if tokenizer.eos_token_id != 0 else 1
         # Training draws its prompts from a few dozen templates: each is tokenized once, not once per step.
         self._tokenized: dict[tuple[str, str, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def vocabulary(self) -> Vocabulary:
+        table = self.model.get_input_embeddings().weight.detach().to(device="cpu", dtype=torch.float32)
+        return Vocabulary(table, {i: word for word, i in self.tokenizer.get_vocab().items()})
 
     def token_ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
