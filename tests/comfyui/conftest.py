@@ -66,7 +66,7 @@ def trained_word(server, plain_latent_before_training):
     """The example training workflow, run once: 3 steps with a preview at step 2. Returns its /history entry
     and the prompt id."""
     prompt = example_prompt("train_embedding")
-    train = node_of(prompt, "TrainEmbedding")["inputs"]
+    train = node_of(prompt, "TextualInversionTrainEmbedding")["inputs"]
     train.update(steps=3, preview_every=2)
     prompt_id = server.queue(prompt)
     entry = server.wait(prompt_id)

@@ -19,7 +19,7 @@ def example_prompt(name: str) -> dict:
     node_of(prompt, "CheckpointLoaderSimple")["inputs"]["ckpt_name"] = CHECKPOINT
     for node in prompt.values():
         inputs = node["inputs"]
-        if node["class_type"] == "LoadConceptImages":
+        if node["class_type"] == "TextualInversionLoadConceptImages":
             inputs["resolution"] = TRAINING_SIZE
         elif node["class_type"] == "EmptyLatentImage":
             inputs["width"] = inputs["height"] = TRAINING_SIZE

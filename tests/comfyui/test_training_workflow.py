@@ -16,7 +16,7 @@ def test_training_saves_the_word_where_comfyui_finds_it(server, trained_word):
     # the new word through Apply Embedding),
     prompt, prompt_id, entry = trained_word
     outputs = entry["outputs"]
-    save_id = next(k for k, node in prompt.items() if node["class_type"] == "SaveEmbedding")
+    save_id = next(k for k, node in prompt.items() if node["class_type"] == "TextualInversionSaveEmbedding")
     # then the embedding file is in the embeddings folder, the node shows where, and /embeddings lists it,
     assert (server.embeddings / "my-cat.safetensors").is_file()
     assert outputs[save_id]["text"] == ["embeddings/my-cat.safetensors"]
@@ -28,7 +28,7 @@ def test_training_saves_the_word_where_comfyui_finds_it(server, trained_word):
 
 def test_training_reports_progress_previews_and_completion(server, trained_word):
     prompt, prompt_id, _ = trained_word
-    train_id = next(k for k, node in prompt.items() if node["class_type"] == "TrainEmbedding")
+    train_id = next(k for k, node in prompt.items() if node["class_type"] == "TextualInversionTrainEmbedding")
     messages = server.messages
     ours = lambda kind: [m for m in messages.of_type(kind) if m["prompt_id"] == prompt_id]  # noqa: E731
     # ComfyUI's own progress bar counts the steps on the Train Embedding node,
@@ -63,7 +63,7 @@ def test_use_workflow_samples_with_the_saved_word(server, trained_word):
 def test_stop_button_ends_training_keeps_the_word_so_far_and_the_server_serves_on(server, trained_word):
     # Given a long training is running,
     prompt = example_prompt("train_embedding")
-    train = node_of(prompt, "TrainEmbedding")["inputs"]
+    train = node_of(prompt, "TextualInversionTrainEmbedding")["inputs"]
     train.update(token="<stop-me>", steps=1000, preview_every=0)
     prompt_id = server.queue(prompt)
     server.messages.wait_for("textual_inversion.progress", lambda m: m["prompt_id"] == prompt_id)
@@ -89,7 +89,8 @@ def test_stop_button_ends_training_keeps_the_word_so_far_and_the_server_serves_o
 def test_a_second_training_in_the_same_server_works(server, trained_word):
     # Given one training has already run in this server, when another word is trained,
     prompt = example_prompt("train_embedding")
-    node_of(prompt, "TrainEmbedding")["inputs"].update(token="<my-dog>", init_text="dog", steps=2, preview_every=0)
+    train = node_of(prompt, "TextualInversionTrainEmbedding")["inputs"]
+    train.update(token="<my-dog>", init_text="dog", steps=2, preview_every=0)
     server.run(prompt)
     # then it is saved beside the first.
     assert (server.embeddings / "my-dog.safetensors").is_file()

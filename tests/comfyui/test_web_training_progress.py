@@ -43,7 +43,7 @@ QUEUE_SHORT_TRAINING = """async ({template, widgets}) => {
     }
   }).observe(document.body, {childList: true, subtree: true});
   await app.queuePrompt(0);
-  return String(app.rootGraph.nodes.find((node) => node.comfyClass === "TrainEmbedding").id);
+  return String(app.rootGraph.nodes.find((node) => node.comfyClass === "TextualInversionTrainEmbedding").id);
 }"""
 
 RUN_ON_NODE = """(id) => {
@@ -119,11 +119,11 @@ def test_train_embedding_node_shows_its_training_live_and_after_a_reload(server,
         "template": f"/workflow_templates/{EXTENSION_NAME}/train_embedding.json",
         "widgets": [
             ["CheckpointLoaderSimple", "ckpt_name", CHECKPOINT],
-            ["LoadConceptImages", "resolution", TRAINING_SIZE],
-            ["TrainEmbedding", "steps", STEPS],
-            ["TrainEmbedding", "learning_rate", LEARNING_RATE],
-            ["TrainEmbedding", "preview_every", PREVIEW_EVERY],
-            ["SaveEmbedding", "filename_prefix", "web-test"],
+            ["TextualInversionLoadConceptImages", "resolution", TRAINING_SIZE],
+            ["TextualInversionTrainEmbedding", "steps", STEPS],
+            ["TextualInversionTrainEmbedding", "learning_rate", LEARNING_RATE],
+            ["TextualInversionTrainEmbedding", "preview_every", PREVIEW_EVERY],
+            ["TextualInversionSaveEmbedding", "filename_prefix", "web-test"],
             ["EmptyLatentImage", "width", TRAINING_SIZE],
             ["EmptyLatentImage", "height", TRAINING_SIZE],
             ["KSampler", "steps", 1],
