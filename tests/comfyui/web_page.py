@@ -68,11 +68,17 @@ class ComfyPage:
         self.wait_until_ready()
 
     def wait_until_ready(self) -> None:
-        # The graph exists once the app has set up, and our extension has registered by then.
-        self.page.wait_for_function("window.comfyAPI?.app?.app?.graph?.nodes !== undefined", timeout=120_000)
+        # The graph and the extensions exist seconds before the node types do: a workflow loaded in between
+        # comes out as "missing nodes". So wait for the end of the app's setup (the page sets window.app after
+        # every extension's setup hook), for the first workflow it opens (it would replace a graph loaded
+        # before it), and for every node type the server defines (they register without being awaited).
         self.page.wait_for_function(
-            "name => window.comfyAPI.app.app.extensions.some(e => e.name === name)",
-            arg="textual_inversion.training_progress",
+            "window.app !== undefined && window.app.extensionManager.workflow.activeWorkflow != null",
+            timeout=120_000,
+        )
+        node_types = self.page.evaluate("async () => Object.keys(await window.comfyAPI.api.api.getNodeDefs())")
+        self.page.wait_for_function(
+            "types => types.every((type) => type in window.LiteGraph.registered_node_types)", arg=node_types
         )
 
     def evaluate(self, script: str, arg=None):
