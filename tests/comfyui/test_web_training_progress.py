@@ -66,6 +66,20 @@ PANEL_PIXELS = """(id) => {
 }"""
 
 
+# The titles of the nodes that come within `margin` graph units of the node, title bars included (from the
+# nodes' sizes: the canvas updates its own bounding boxes only when it next draws).
+NODES_CLOSE_TO = """({id, margin}) => {
+  const graph = window.comfyAPI.app.app.rootGraph, node = graph.getNodeById(id);
+  const box = (n) => [n.pos[0], n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT, n.size[0], n.size[1] + LiteGraph.NODE_TITLE_HEIGHT];
+  const [x, y, width, height] = box(node);
+  return graph.nodes.filter((other) => {
+    if (other === node) return false;
+    const [ox, oy, ow, oh] = box(other);
+    return ox < x + width + margin && x < ox + ow + margin && oy < y + height + margin && y < oy + oh + margin;
+  }).map((other) => other.title);
+}"""
+
+
 # The Train Embedding node in the middle of the screen, as large as fits.
 SHOW_NODE = """(id) => {
   const app = window.comfyAPI.app.app, node = app.rootGraph.getNodeById(id);
@@ -154,6 +168,8 @@ def test_train_embedding_node_shows_its_training_live_and_after_a_reload(server,
     assert panel["blue"] > 100
     assert run["preview"]["step"] == STEPS and f"preview at step {STEPS}" in panel["text"]
     assert f"step {STEPS} / {STEPS}" in panel["text"] and "done in" in panel["text"]
+    # the node has grown to hold chart and preview with room to spare around it in the example's layout,
+    assert page.evaluate(NODES_CLOSE_TO, {"id": node_id, "margin": 20}) == []
     screenshot(page, node_id, "web_training_done.png")
 
     # and after the page is reloaded, the node shows that run again.
