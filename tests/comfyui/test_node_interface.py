@@ -58,7 +58,7 @@ def test_input_choices(server):
     assert (train["num_vectors"][1]["min"], train["num_vectors"][1]["max"]) == (1, 75)
 
 
-@pytest.mark.parametrize("name", ["train_embedding", "use_embedding"])
+@pytest.mark.parametrize("name", ["train_embedding", "use_embedding", "several_words"])
 def test_example_workflow_is_listed_as_a_template_and_matches_its_api_twin(server, name):
     # Given the UI-form example users drag in, and the API-form twin the other tests queue:
     templates = server.get("/workflow_templates")

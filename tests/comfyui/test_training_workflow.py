@@ -3,9 +3,13 @@
 import time
 
 import pytest
+import safetensors.torch
+import torch
 
 from examples import CHECKPOINT, example_prompt
 from sampling import Graph
+from textual_inversion_core.embedding import Embedding
+from textual_inversion_core.formats import save_embedding
 from workflow_format import node_of
 
 pytestmark = pytest.mark.comfyui
@@ -60,6 +64,43 @@ def test_use_workflow_samples_with_the_saved_word(server, trained_word):
     # then it renders its picture.
     [images] = [output["images"] for output in entry["outputs"].values() if "images" in output]
     assert (server.output / images[0]["subfolder"] / images[0]["filename"]).is_file()
+
+
+def test_several_words_workflow_uses_both_words_in_one_prompt(server, trained_word):
+    # Given the word <my-cat> saved by the training workflow and a second word, <my-style>, beside it,
+    style = torch.randn(2, 768, generator=torch.Generator().manual_seed(1))
+    save_embedding(Embedding("<my-style>", {"clip_l": style}), server.embeddings / "my-style.safetensors")
+    # when the example "several words" workflow runs, and beside it the same prompt is sampled on the
+    # checkpoint's own CLIP with ComfyUI's embedding:<file> for both words,
+    prompt = example_prompt("several_words")
+    sampler = node_of(prompt, "KSampler")["inputs"]
+    positive, negative = (prompt[sampler[name][0]]["inputs"]["text"] for name in ("positive", "negative"))
+    assert "<my-cat>" in positive and "<my-style>" in positive
+    native = positive.replace("<my-cat>", "embedding:my-cat").replace("<my-style>", "embedding:my-style")
+    plain_clip = [next(k for k, n in prompt.items() if n["class_type"] == "CheckpointLoaderSimple"), 1]
+    prompt.update({
+        "101": {"class_type": "CLIPTextEncode", "inputs": {"clip": plain_clip, "text": native}},
+        "102": {"class_type": "CLIPTextEncode", "inputs": {"clip": plain_clip, "text": negative}},
+        "103": {"class_type": "KSampler", "inputs": {**sampler, "positive": ["101", 0], "negative": ["102", 0]}},
+        "104": {"class_type": "SaveLatent", "inputs": {"samples": ["103", 0], "filename_prefix": "latents/native"}},
+        "105": {"class_type": "SaveLatent", "inputs": {
+            "samples": [next(k for k, n in prompt.items() if n["class_type"] == "KSampler"), 0],
+            "filename_prefix": "latents/several-words"}},
+        "106": {"class_type": "CLIPTextEncode", "inputs": {"clip": plain_clip, "text": positive}},
+        "107": {"class_type": "KSampler", "inputs": {**sampler, "positive": ["106", 0], "negative": ["102", 0]}},
+        "108": {"class_type": "SaveLatent", "inputs": {"samples": ["107", 0], "filename_prefix": "latents/plain"}},
+    })
+    entry = server.run(prompt)
+    # then the example's picture is exactly what the two files make through ComfyUI's own syntax,
+    example, through_files, plain = (latent(server, entry, key) for key in ("105", "104", "108"))
+    assert torch.equal(example, through_files)
+    # and not what the words make as plain text on a CLIP that was never taught them.
+    assert not torch.equal(example, plain)
+
+
+def latent(server, entry: dict, save_latent_id: str) -> torch.Tensor:
+    found = entry["outputs"][save_latent_id]["latents"][0]
+    return safetensors.torch.load_file(server.output / found["subfolder"] / found["filename"])["latent_tensor"]
 
 
 def test_stop_button_ends_training_keeps_the_word_so_far_and_the_server_serves_on(server, trained_word):
