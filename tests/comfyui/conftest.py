@@ -10,12 +10,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from comfy_server import ComfyServer, installed_comfyui
-from examples import CHECKPOINT, CONCEPT_FOLDER, example_prompt
+from examples import CHECKPOINT, CONCEPT_FOLDER, example_prompt, write_concept_pictures
 from sampling import Graph
 from workflow_format import node_of
 
@@ -42,15 +40,6 @@ def server(tmp_path_factory, checkpoint_file) -> ComfyServer:
         yield instance
     finally:
         instance.stop()
-
-
-def write_concept_pictures(folder: Path) -> None:
-    """Three odd-sized noise pictures, one with a caption beside it."""
-    folder.mkdir(parents=True)
-    for i in range(3):
-        pixels = np.random.default_rng(i).integers(0, 256, size=(90, 80, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"picture{i}.png")
-    (folder / "picture0.txt").write_text("a cat on a sofa\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,18 @@
 """The frontend extension (``web/``) in ComfyUI's own page, in headless Chromium: the Train Embedding node shows its
 training as it happens (loss curve, step / total, learning rate, time, preview) and shows the last run again after
-a page reload; the example workflows are among ComfyUI's templates.
+a page reload; the example workflows are among ComfyUI's templates, with their thumbnails.
 
 Screenshots go to ``test-artifacts/`` at the repository root.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 
 import pytest
+from PIL import Image
 
 from comfy_server import EXTENSION_NAME, REPOSITORY
 from examples import CHECKPOINT, EXAMPLES, TRAINING_SIZE
@@ -118,12 +120,17 @@ def test_example_workflows_are_comfyui_templates(server):
     templates = server.get("/api/workflow_templates")
     # then each example workflow is listed under the extension's name,
     examples = sorted(path.stem for path in EXAMPLES.glob("*.json"))
-    assert {"train_embedding", "use_embedding"} <= set(examples)
+    assert {"train_embedding", "use_embedding", "several_words"} <= set(examples)
     assert sorted(templates.get(EXTENSION_NAME, [])) == examples
-    # and served as it is in the repository.
+    # served as it is in the repository,
     for name in examples:
         served = json.loads(server.request(f"/api/workflow_templates/{EXTENSION_NAME}/{name}.json"))
         assert served == load(EXAMPLES / f"{name}.json")
+        # with its thumbnail where the template browser looks for it: a small square JPEG
+        # (tests/comfyui/render_thumbnails.py renders them).
+        thumbnail = server.request(f"/api/workflow_templates/{EXTENSION_NAME}/{name}.jpg")
+        picture = Image.open(io.BytesIO(thumbnail))
+        assert (picture.format, picture.size) == ("JPEG", (256, 256)) and len(thumbnail) < 40_000, name
 
 
 def test_train_embedding_node_shows_its_training_live_and_after_a_reload(server, page):
