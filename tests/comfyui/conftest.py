@@ -15,6 +15,7 @@ import pytest
 from comfy_server import ComfyServer, installed_comfyui
 from examples import CHECKPOINT, CONCEPT_FOLDER, example_prompt, write_concept_pictures
 from sampling import Graph
+from web_page import launch_chromium
 from workflow_format import node_of
 
 HERE = Path(__file__).resolve().parent
@@ -62,3 +63,11 @@ def trained_word(server, plain_latent_before_training):
     assert entry["status"]["status_str"] == "success", server.log_tail()
     return prompt, prompt_id, entry
 
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium for the tests of the frontend (skips them without Chromium or playwright)."""
+    playwright, instance = launch_chromium()
+    yield instance
+    instance.close()
+    playwright.stop()

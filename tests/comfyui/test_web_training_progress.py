@@ -16,7 +16,7 @@ from PIL import Image
 
 from comfy_server import EXTENSION_NAME, REPOSITORY
 from examples import CHECKPOINT, EXAMPLES, TRAINING_SIZE
-from web_page import ComfyPage, launch_chromium
+from web_page import ComfyPage
 from workflow_format import load
 
 pytestmark = pytest.mark.comfyui
@@ -88,14 +88,6 @@ SHOW_NODE = """(id) => {
   app.canvas.ds.scale = Math.min(1, (window.innerHeight - 120) / node.size[1]);
   app.canvas.centerOnNode(node);
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright, browser = launch_chromium()
-    yield browser
-    browser.close()
-    playwright.stop()
 
 
 @pytest.fixture

@@ -47,9 +47,9 @@ def launch_chromium():
 class ComfyPage:
     """One tab on a ComfyUI server, recording what went wrong in it."""
 
-    def __init__(self, browser, url: str):
+    def __init__(self, browser, url: str, viewport: dict | None = None):
         self.url = url
-        self.page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        self.page = browser.new_page(viewport=viewport or {"width": 1600, "height": 1000})
         self.errors: list[str] = []  # uncaught exceptions, and console errors that name our extension
         self.page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error.stack or error}"))
         self.page.on("console", self._on_console)
