@@ -13,7 +13,7 @@ class ApplyEmbedding(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id="ApplyEmbedding",
+            node_id="TextualInversionApplyEmbedding",
             display_name="Apply Embedding",
             category="textual inversion",
             description="Teach the CLIP a word: in every CLIP Text Encode downstream, the token (e.g. <my-cat>, "

@@ -38,7 +38,7 @@ class LoadConceptImages(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id="LoadConceptImages",
+            node_id="TextualInversionLoadConceptImages",
             display_name="Load Concept Images",
             category="textual inversion",
             description="The pictures of a concept in a folder, scaled to the training size, with the captions "

@@ -13,7 +13,7 @@ class LoadEmbedding(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id="LoadEmbedding",
+            node_id="TextualInversionLoadEmbedding",
             display_name="Load Embedding",
             category="textual inversion",
             description="An embedding file from ComfyUI's embeddings folders, in any common format "

@@ -1,5 +1,5 @@
-"""What the user sees of a training: ComfyUI's progress bar, preview pictures, and the websocket messages the
-frontend extension (``web/``) draws its loss chart from.
+"""What the user sees of a training: ComfyUI's progress bar, and the websocket messages the frontend extension
+(``web/``) draws its loss chart and preview picture from.
 
 Messages (``PromptServer.send_sync``), all carrying ``node`` (the Train Embedding node's id) and ``prompt_id``:
 - ``textual_inversion.progress`` once per step: ``step`` (1-based), ``total``, ``loss``, ``lr``, ``elapsed``, ``eta``;
@@ -22,8 +22,6 @@ from server import PromptServer
 
 from ..textual_inversion_core.embedding import Embedding
 from ..textual_inversion_core.training import StepReport, TrainingCallbacks
-
-PREVIEW_MAX_SIZE = 512  # ComfyUI's own latent previews are at most this large
 
 
 def send(event: str, data: dict) -> None:
@@ -68,10 +66,10 @@ class NodeTrainingProgress(TrainingCallbacks):
     def on_preview(self, embedding: Embedding, step: int) -> None:
         if self.render_preview is None or self.should_stop():
             return
+        # Only the node's panel shows the preview, captioned with its step: a copy through the progress bar's
+        # preview would show the same picture a second time on the node, without saying which step made it.
         image = self.render_preview(embedding)
         send("textual_inversion.preview", {**self._ids(), "step": step, "image": save_temp_picture(image)})
-        if not self.should_stop():
-            self.progress_bar.update_absolute(step, self.total, ("JPEG", image, PREVIEW_MAX_SIZE))
 
     def should_stop(self) -> bool:
         return comfy.model_management.processing_interrupted()

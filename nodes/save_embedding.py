@@ -13,7 +13,7 @@ class SaveEmbedding(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id="SaveEmbedding",
+            node_id="TextualInversionSaveEmbedding",
             display_name="Save Embedding",
             category="textual inversion",
             description="Write the embedding as .safetensors into ComfyUI's embeddings folder; prompts can then "

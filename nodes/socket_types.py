@@ -2,4 +2,4 @@
 
 from comfy_api.latest import io
 
-EmbeddingSocket = io.Custom("EMBEDDING")
+EmbeddingSocket = io.Custom("TEXTUAL_INVERSION_EMBEDDING")

@@ -32,7 +32,7 @@ class TrainEmbedding(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id="TrainEmbedding",
+            node_id="TextualInversionTrainEmbedding",
             display_name="Train Embedding",
             category="textual inversion",
             description="Textual inversion: learn the vectors of a new word (e.g. <my-cat>) from 3-5 pictures, "

@@ -7,7 +7,7 @@ import { api } from "../../scripts/api.js";
 import { TrainingRun, nodeIdOfKey, runKey, storeRun, storedRun, storedRuns } from "./training_run.js";
 import { showRun } from "./training_panel.js";
 
-const TRAIN_NODE = "TrainEmbedding";
+const TRAIN_NODE = "TextualInversionTrainEmbedding";
 const STORE_EVERY_MS = 2000; // while running; a reload loses at most this much of the curve
 
 const liveRuns = new Map(); // run key -> TrainingRun heard on this page

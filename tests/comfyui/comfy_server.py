@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -155,6 +156,13 @@ class ComfyServer:
         """The ``execution_error`` message of a /history entry that ended in one."""
         [error] = [message for kind, message in entry["status"]["messages"] if kind == "execution_error"]
         return error
+
+    def pictures(self, entry: dict, node_id: str) -> list[bytes]:
+        """The files of the pictures node ``node_id`` showed in a finished prompt (its /history entry), as /view
+        serves them."""
+        return [
+            self.request(f"/view?{urllib.parse.urlencode(picture)}") for picture in entry["outputs"][node_id]["images"]
+        ]
 
     def interrupt(self) -> None:
         self.request("/interrupt", {})

@@ -10,13 +10,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from comfy_server import ComfyServer, installed_comfyui
-from examples import CHECKPOINT, CONCEPT_FOLDER, example_prompt
+from examples import CHECKPOINT, CONCEPT_FOLDER, example_prompt, write_concept_pictures
 from sampling import Graph
+from web_page import launch_chromium
 from workflow_format import node_ids_by_name, node_of
 
 HERE = Path(__file__).resolve().parent
@@ -50,15 +49,6 @@ def nodes(server) -> dict[str, str]:
     return node_ids_by_name(server.get("/object_info"), "textual inversion")
 
 
-def write_concept_pictures(folder: Path) -> None:
-    """Three odd-sized noise pictures, one with a caption beside it."""
-    folder.mkdir(parents=True)
-    for i in range(3):
-        pixels = np.random.default_rng(i).integers(0, 256, size=(90, 80, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"picture{i}.png")
-    (folder / "picture0.txt").write_text("a cat on a sofa\n", encoding="utf-8")
-
-
 @pytest.fixture(scope="session")
 def plain_latent_before_training(server):
     """What the untouched CLIP makes of 'a photo of <my-cat>', sampled before any training ran in the server."""
@@ -72,10 +62,18 @@ def trained_word(server, plain_latent_before_training):
     """The example training workflow, run once: 3 steps with a preview at step 2. Returns its /history entry
     and the prompt id."""
     prompt = example_prompt("train_embedding")
-    train = node_of(prompt, "TrainEmbedding")["inputs"]
+    train = node_of(prompt, "TextualInversionTrainEmbedding")["inputs"]
     train.update(steps=3, preview_every=2)
     prompt_id = server.queue(prompt)
     entry = server.wait(prompt_id)
     assert entry["status"]["status_str"] == "success", server.log_tail()
     return prompt, prompt_id, entry
 
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium for the tests of the frontend (skips them without Chromium or playwright)."""
+    playwright, instance = launch_chromium()
+    yield instance
+    instance.close()
+    playwright.stop()

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.comfyui
 
 
 def applied(graph: Graph, clip: list, file: str, token: str = "") -> list:
-    embedding = graph.add("LoadEmbedding", embedding_name=file, token=token)
-    return [graph.add("ApplyEmbedding", clip=clip, embedding=[embedding, 0], token=token), 0]
+    embedding = graph.add("TextualInversionLoadEmbedding", embedding_name=file, token=token)
+    return [graph.add("TextualInversionApplyEmbedding", clip=clip, embedding=[embedding, 0], token=token), 0]
 
 
 def test_bare_word_after_apply_equals_comfyui_loading_the_file(server, trained_word):

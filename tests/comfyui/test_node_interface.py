@@ -11,17 +11,19 @@ CATEGORY = "textual inversion"
 
 # node id -> (display name, required inputs, optional inputs, output names), as the issue specifies them.
 NODES = {
-    "LoadConceptImages": ("Load Concept Images", ["folder", "resolution", "crop"], [], ["images", "captions"]),
-    "TrainEmbedding": (
+    "TextualInversionLoadConceptImages": (
+        "Load Concept Images", ["folder", "resolution", "crop"], [], ["images", "captions"]
+    ),
+    "TextualInversionTrainEmbedding": (
         "Train Embedding",
         ["model", "clip", "vae", "images", "token", "init_text", "num_vectors", "template", "steps",
          "learning_rate", "batch_size", "seed"],
         ["captions", "resume", "preview_every", "preview_prompt"],
         ["embedding", "loss_graph"],
     ),
-    "ApplyEmbedding": ("Apply Embedding", ["clip", "embedding"], ["token"], ["clip"]),
-    "SaveEmbedding": ("Save Embedding", ["embedding", "filename_prefix"], [], []),
-    "LoadEmbedding": ("Load Embedding", ["embedding_name"], ["token"], ["embedding"]),
+    "TextualInversionApplyEmbedding": ("Apply Embedding", ["clip", "embedding"], ["token"], ["clip"]),
+    "TextualInversionSaveEmbedding": ("Save Embedding", ["embedding", "filename_prefix"], [], []),
+    "TextualInversionLoadEmbedding": ("Load Embedding", ["embedding_name"], ["token"], ["embedding"]),
 }
 
 
@@ -40,22 +42,23 @@ def test_node_is_registered_with_its_specified_inputs_and_outputs(server, node_i
 
 def test_custom_socket_type_is_embedding(server):
     info = server.get("/object_info")
-    assert info["TrainEmbedding"]["output"] == ["EMBEDDING", "IMAGE"]
-    assert info["ApplyEmbedding"]["input"]["required"]["embedding"][0] == "EMBEDDING"
-    assert info["SaveEmbedding"]["output_node"] is True
+    assert info["TextualInversionTrainEmbedding"]["output"] == ["TEXTUAL_INVERSION_EMBEDDING", "IMAGE"]
+    embedding_input = info["TextualInversionApplyEmbedding"]["input"]["required"]["embedding"]
+    assert embedding_input[0] == "TEXTUAL_INVERSION_EMBEDDING"
+    assert info["TextualInversionSaveEmbedding"]["output_node"] is True
 
 
 def test_input_choices(server):
     info = server.get("/object_info")
-    concept = info["LoadConceptImages"]["input"]["required"]
+    concept = info["TextualInversionLoadConceptImages"]["input"]["required"]
     assert concept["resolution"][1]["default"] == 512 and concept["resolution"][1]["step"] == 64
     assert concept["crop"][1]["options"] == ["center", "none"]
-    train = info["TrainEmbedding"]["input"]["required"]
+    train = info["TextualInversionTrainEmbedding"]["input"]["required"]
     assert train["template"][1]["options"] == ["object", "style", "captions"]
     assert (train["num_vectors"][1]["min"], train["num_vectors"][1]["max"]) == (1, 75)
 
 
-@pytest.mark.parametrize("name", ["train_embedding", "use_embedding"])
+@pytest.mark.parametrize("name", ["train_embedding", "use_embedding", "several_words"])
 def test_example_workflow_is_listed_as_a_template_and_matches_its_api_twin(server, name):
     # Given the UI-form example users drag in, and the API-form twin the other tests queue:
     templates = server.get("/workflow_templates")

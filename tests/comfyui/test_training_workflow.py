@@ -3,9 +3,13 @@
 import time
 
 import pytest
+import safetensors.torch
+import torch
 
 from examples import CHECKPOINT, example_prompt
 from sampling import Graph
+from textual_inversion_core.embedding import Embedding
+from textual_inversion_core.formats import save_embedding
 from workflow_format import node_of
 
 pytestmark = pytest.mark.comfyui
@@ -16,7 +20,7 @@ def test_training_saves_the_word_where_comfyui_finds_it(server, trained_word):
     # the new word through Apply Embedding),
     prompt, prompt_id, entry = trained_word
     outputs = entry["outputs"]
-    save_id = next(k for k, node in prompt.items() if node["class_type"] == "SaveEmbedding")
+    save_id = next(k for k, node in prompt.items() if node["class_type"] == "TextualInversionSaveEmbedding")
     # then the embedding file is in the embeddings folder, the node shows where, and /embeddings lists it,
     assert (server.embeddings / "my-cat.safetensors").is_file()
     assert outputs[save_id]["text"] == ["embeddings/my-cat.safetensors"]
@@ -28,7 +32,7 @@ def test_training_saves_the_word_where_comfyui_finds_it(server, trained_word):
 
 def test_training_reports_progress_previews_and_completion(server, trained_word):
     prompt, prompt_id, _ = trained_word
-    train_id = next(k for k, node in prompt.items() if node["class_type"] == "TrainEmbedding")
+    train_id = next(k for k, node in prompt.items() if node["class_type"] == "TextualInversionTrainEmbedding")
     messages = server.messages
     ours = lambda kind: [m for m in messages.of_type(kind) if m["prompt_id"] == prompt_id]  # noqa: E731
     # ComfyUI's own progress bar counts the steps on the Train Embedding node,
@@ -45,7 +49,9 @@ def test_training_reports_progress_previews_and_completion(server, trained_word)
     assert preview["step"] == 2 and preview["image"]["type"] == "temp"
     image = server.request(f"/view?filename={preview['image']['filename']}&subfolder={preview['image']['subfolder']}&type=temp")
     assert image.startswith(b"\x89PNG")
-    assert messages.binary_frames >= 1  # and the progress bar showed it too
+    # shown once, on the node's panel: no copy comes through ComfyUI's progress-bar preview (the tests' server
+    # samples without latent previews, so no other picture comes as a binary frame either),
+    assert messages.binary_frames == 0
     # and a final message says how it ended.
     [done] = ours("textual_inversion.done")
     assert done == {**done, "node": train_id, "steps": 3, "total": 3, "stopped": False, "saved": None}
@@ -60,10 +66,47 @@ def test_use_workflow_samples_with_the_saved_word(server, trained_word):
     assert (server.output / images[0]["subfolder"] / images[0]["filename"]).is_file()
 
 
+def test_several_words_workflow_uses_both_words_in_one_prompt(server, trained_word):
+    # Given the word <my-cat> saved by the training workflow and a second word, <my-style>, beside it,
+    style = torch.randn(2, 768, generator=torch.Generator().manual_seed(1))
+    save_embedding(Embedding("<my-style>", {"clip_l": style}), server.embeddings / "my-style.safetensors")
+    # when the example "several words" workflow runs, and beside it the same prompt is sampled on the
+    # checkpoint's own CLIP with ComfyUI's embedding:<file> for both words,
+    prompt = example_prompt("several_words")
+    sampler = node_of(prompt, "KSampler")["inputs"]
+    positive, negative = (prompt[sampler[name][0]]["inputs"]["text"] for name in ("positive", "negative"))
+    assert "<my-cat>" in positive and "<my-style>" in positive
+    native = positive.replace("<my-cat>", "embedding:my-cat").replace("<my-style>", "embedding:my-style")
+    plain_clip = [next(k for k, n in prompt.items() if n["class_type"] == "CheckpointLoaderSimple"), 1]
+    prompt.update({
+        "101": {"class_type": "CLIPTextEncode", "inputs": {"clip": plain_clip, "text": native}},
+        "102": {"class_type": "CLIPTextEncode", "inputs": {"clip": plain_clip, "text": negative}},
+        "103": {"class_type": "KSampler", "inputs": {**sampler, "positive": ["101", 0], "negative": ["102", 0]}},
+        "104": {"class_type": "SaveLatent", "inputs": {"samples": ["103", 0], "filename_prefix": "latents/native"}},
+        "105": {"class_type": "SaveLatent", "inputs": {
+            "samples": [next(k for k, n in prompt.items() if n["class_type"] == "KSampler"), 0],
+            "filename_prefix": "latents/several-words"}},
+        "106": {"class_type": "CLIPTextEncode", "inputs": {"clip": plain_clip, "text": positive}},
+        "107": {"class_type": "KSampler", "inputs": {**sampler, "positive": ["106", 0], "negative": ["102", 0]}},
+        "108": {"class_type": "SaveLatent", "inputs": {"samples": ["107", 0], "filename_prefix": "latents/plain"}},
+    })
+    entry = server.run(prompt)
+    # then the example's picture is exactly what the two files make through ComfyUI's own syntax,
+    example, through_files, plain = (latent(server, entry, key) for key in ("105", "104", "108"))
+    assert torch.equal(example, through_files)
+    # and not what the words make as plain text on a CLIP that was never taught them.
+    assert not torch.equal(example, plain)
+
+
+def latent(server, entry: dict, save_latent_id: str) -> torch.Tensor:
+    found = entry["outputs"][save_latent_id]["latents"][0]
+    return safetensors.torch.load_file(server.output / found["subfolder"] / found["filename"])["latent_tensor"]
+
+
 def test_stop_button_ends_training_keeps_the_word_so_far_and_the_server_serves_on(server, trained_word):
     # Given a long training is running,
     prompt = example_prompt("train_embedding")
-    train = node_of(prompt, "TrainEmbedding")["inputs"]
+    train = node_of(prompt, "TextualInversionTrainEmbedding")["inputs"]
     train.update(token="<stop-me>", steps=1000, preview_every=0)
     prompt_id = server.queue(prompt)
     server.messages.wait_for("textual_inversion.progress", lambda m: m["prompt_id"] == prompt_id)
@@ -89,7 +132,8 @@ def test_stop_button_ends_training_keeps_the_word_so_far_and_the_server_serves_o
 def test_a_second_training_in_the_same_server_works(server, trained_word):
     # Given one training has already run in this server, when another word is trained,
     prompt = example_prompt("train_embedding")
-    node_of(prompt, "TrainEmbedding")["inputs"].update(token="<my-dog>", init_text="dog", steps=2, preview_every=0)
+    train = node_of(prompt, "TextualInversionTrainEmbedding")["inputs"]
+    train.update(token="<my-dog>", init_text="dog", steps=2, preview_every=0)
     server.run(prompt)
     # then it is saved beside the first.
     assert (server.embeddings / "my-dog.safetensors").is_file()

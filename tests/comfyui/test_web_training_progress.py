@@ -1,20 +1,22 @@
 """The frontend extension (``web/``) in ComfyUI's own page, in headless Chromium: the Train Embedding node shows its
 training as it happens (loss curve, step / total, learning rate, time, preview) and shows the last run again after
-a page reload; the example workflows are among ComfyUI's templates.
+a page reload; the example workflows are among ComfyUI's templates, with their thumbnails.
 
 Screenshots go to ``test-artifacts/`` at the repository root.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 
 import pytest
+from PIL import Image
 
 from comfy_server import EXTENSION_NAME, REPOSITORY
 from examples import CHECKPOINT, EXAMPLES, TRAINING_SIZE
-from web_page import ComfyPage, launch_chromium
+from web_page import ComfyPage
 from workflow_format import load
 
 pytestmark = pytest.mark.comfyui
@@ -43,7 +45,7 @@ QUEUE_SHORT_TRAINING = """async ({template, widgets}) => {
     }
   }).observe(document.body, {childList: true, subtree: true});
   await app.queuePrompt(0);
-  return String(app.rootGraph.nodes.find((node) => node.comfyClass === "TrainEmbedding").id);
+  return String(app.rootGraph.nodes.find((node) => node.comfyClass === "TextualInversionTrainEmbedding").id);
 }"""
 
 RUN_ON_NODE = """(id) => {
@@ -66,20 +68,26 @@ PANEL_PIXELS = """(id) => {
 }"""
 
 
+# The titles of the nodes that come within `margin` graph units of the node, title bars included (from the
+# nodes' sizes: the canvas updates its own bounding boxes only when it next draws).
+NODES_CLOSE_TO = """({id, margin}) => {
+  const graph = window.comfyAPI.app.app.rootGraph, node = graph.getNodeById(id);
+  const box = (n) => [n.pos[0], n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT, n.size[0], n.size[1] + LiteGraph.NODE_TITLE_HEIGHT];
+  const [x, y, width, height] = box(node);
+  return graph.nodes.filter((other) => {
+    if (other === node) return false;
+    const [ox, oy, ow, oh] = box(other);
+    return ox < x + width + margin && x < ox + ow + margin && oy < y + height + margin && y < oy + oh + margin;
+  }).map((other) => other.title);
+}"""
+
+
 # The Train Embedding node in the middle of the screen, as large as fits.
 SHOW_NODE = """(id) => {
   const app = window.comfyAPI.app.app, node = app.rootGraph.getNodeById(id);
   app.canvas.ds.scale = Math.min(1, (window.innerHeight - 120) / node.size[1]);
   app.canvas.centerOnNode(node);
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright, browser = launch_chromium()
-    yield browser
-    browser.close()
-    playwright.stop()
 
 
 @pytest.fixture
@@ -104,12 +112,17 @@ def test_example_workflows_are_comfyui_templates(server):
     templates = server.get("/api/workflow_templates")
     # then each example workflow is listed under the extension's name,
     examples = sorted(path.stem for path in EXAMPLES.glob("*.json"))
-    assert {"train_embedding", "use_embedding"} <= set(examples)
+    assert {"train_embedding", "use_embedding", "several_words"} <= set(examples)
     assert sorted(templates.get(EXTENSION_NAME, [])) == examples
-    # and served as it is in the repository.
+    # served as it is in the repository,
     for name in examples:
         served = json.loads(server.request(f"/api/workflow_templates/{EXTENSION_NAME}/{name}.json"))
         assert served == load(EXAMPLES / f"{name}.json")
+        # with its thumbnail where the template browser looks for it: a small square JPEG
+        # (tests/comfyui/render_thumbnails.py renders them).
+        thumbnail = server.request(f"/api/workflow_templates/{EXTENSION_NAME}/{name}.jpg")
+        picture = Image.open(io.BytesIO(thumbnail))
+        assert (picture.format, picture.size) == ("JPEG", (256, 256)) and len(thumbnail) < 40_000, name
 
 
 def test_train_embedding_node_shows_its_training_live_and_after_a_reload(server, page):
@@ -119,11 +132,11 @@ def test_train_embedding_node_shows_its_training_live_and_after_a_reload(server,
         "template": f"/workflow_templates/{EXTENSION_NAME}/train_embedding.json",
         "widgets": [
             ["CheckpointLoaderSimple", "ckpt_name", CHECKPOINT],
-            ["LoadConceptImages", "resolution", TRAINING_SIZE],
-            ["TrainEmbedding", "steps", STEPS],
-            ["TrainEmbedding", "learning_rate", LEARNING_RATE],
-            ["TrainEmbedding", "preview_every", PREVIEW_EVERY],
-            ["SaveEmbedding", "filename_prefix", "web-test"],
+            ["TextualInversionLoadConceptImages", "resolution", TRAINING_SIZE],
+            ["TextualInversionTrainEmbedding", "steps", STEPS],
+            ["TextualInversionTrainEmbedding", "learning_rate", LEARNING_RATE],
+            ["TextualInversionTrainEmbedding", "preview_every", PREVIEW_EVERY],
+            ["TextualInversionSaveEmbedding", "filename_prefix", "web-test"],
             ["EmptyLatentImage", "width", TRAINING_SIZE],
             ["EmptyLatentImage", "height", TRAINING_SIZE],
             ["KSampler", "steps", 1],
@@ -154,6 +167,8 @@ def test_train_embedding_node_shows_its_training_live_and_after_a_reload(server,
     assert panel["blue"] > 100
     assert run["preview"]["step"] == STEPS and f"preview at step {STEPS}" in panel["text"]
     assert f"step {STEPS} / {STEPS}" in panel["text"] and "done in" in panel["text"]
+    # the node has grown to hold chart and preview with room to spare around it in the example's layout,
+    assert page.evaluate(NODES_CLOSE_TO, {"id": node_id, "margin": 20}) == []
     screenshot(page, node_id, "web_training_done.png")
 
     # and after the page is reloaded, the node shows that run again.

@@ -47,9 +47,9 @@ def launch_chromium():
 class ComfyPage:
     """One tab on a ComfyUI server, recording what went wrong in it."""
 
-    def __init__(self, browser, url: str):
+    def __init__(self, browser, url: str, viewport: dict | None = None):
         self.url = url
-        self.page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        self.page = browser.new_page(viewport=viewport or {"width": 1600, "height": 1000})
         self.errors: list[str] = []  # uncaught exceptions, and console errors that name our extension
         self.page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error.stack or error}"))
         self.page.on("console", self._on_console)
@@ -68,11 +68,17 @@ class ComfyPage:
         self.wait_until_ready()
 
     def wait_until_ready(self) -> None:
-        # The graph exists once the app has set up, and our extension has registered by then.
-        self.page.wait_for_function("window.comfyAPI?.app?.app?.graph?.nodes !== undefined", timeout=120_000)
+        # The graph and the extensions exist seconds before the node types do: a workflow loaded in between
+        # comes out as "missing nodes". So wait for the end of the app's setup (the page sets window.app after
+        # every extension's setup hook), for the first workflow it opens (it would replace a graph loaded
+        # before it), and for every node type the server defines (they register without being awaited).
         self.page.wait_for_function(
-            "name => window.comfyAPI.app.app.extensions.some(e => e.name === name)",
-            arg="textual_inversion.training_progress",
+            "window.app !== undefined && window.app.extensionManager.workflow.activeWorkflow != null",
+            timeout=120_000,
+        )
+        node_types = self.page.evaluate("async () => Object.keys(await window.comfyAPI.api.api.getNodeDefs())")
+        self.page.wait_for_function(
+            "types => types.every((type) => type in window.LiteGraph.registered_node_types)", arg=node_types
         )
 
     def evaluate(self, script: str, arg=None):
