@@ -13,7 +13,7 @@ from ...interfaces import FrozenModel
 from ...precision import autocast_dtype_for, resolve_device, resolve_dtype
 from .denoiser import DiffusersDenoiser
 from .latent_encoder import DiffusersLatentEncoder
-from .preview import render_preview
+from .preview import render_pictures, render_preview
 from .text_encoders import PIPELINE_ENCODERS, DiffusersPromptEncoder, TextEncoder
 
 
@@ -81,6 +81,12 @@ class DiffusersModel:
         ``preview.render_preview``)."""
         return render_preview(self.pipeline, self.prompt_encoder, self.family, embedding, prompt, seed=seed,
                               steps=steps, resolution=resolution, guidance_scale=guidance_scale)
+
+    def render_pictures(self, embedding: Embedding, prompts, seeds, steps: int = 20, resolution: int | None = None,
+                        guidance_scale: float = 7.5):
+        """A ``[N, 3, H, W]`` batch in [0, 1], one picture per prompt and seed (see ``preview.render_pictures``)."""
+        return render_pictures(self.pipeline, self.prompt_encoder, self.family, embedding, prompts, seeds,
+                               steps=steps, resolution=resolution, guidance_scale=guidance_scale)
 
 
 def _pipeline_family(pipeline: DiffusionPipeline) -> str:
