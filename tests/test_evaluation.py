@@ -1,0 +1,48 @@
+"""The paper's two measures, over any pictures, any feature extractor and any reader."""
+
+import pytest
+import torch
+
+from textual_inversion_core.evaluation import Edit, image_similarity, score_word, share_showing
+
+
+def flat(colour, count=4):
+    """Pictures of one flat colour: ``colour`` is an RGB triple in [0, 1]."""
+    return torch.tensor(colour).view(1, 3, 1, 1).expand(count, 3, 8, 8).clone()
+
+
+def mean_colour(pictures):
+    return pictures.mean(dim=(2, 3))
+
+
+def read_colour(pictures):
+    names = {0: "red", 1: "green", 2: "blue"}
+    return [{"colour": names[int(p.argmax())], "bright": "yes" if p.sum() > 1.2 else "no"}
+            for p in mean_colour(pictures)]
+
+
+def test_similarity_is_one_for_the_same_pictures_and_zero_for_orthogonal_features():
+    red, green = flat((1.0, 0, 0)), flat((0, 1.0, 0))
+    assert image_similarity(mean_colour, red, red) == pytest.approx(1.0)
+    assert image_similarity(mean_colour, red, green) == pytest.approx(0.0)
+    # And a mixed set scores between
+    assert image_similarity(mean_colour, torch.cat([red, green]), red) == pytest.approx(0.5)
+
+
+def test_a_picture_counts_only_when_it_shows_everything_wanted():
+    pictures = torch.cat([flat((0.9, 0.5, 0.0), 1), flat((0.9, 0.1, 0.0), 3)])
+    assert share_showing(read_colour, pictures, {"colour": "red"}) == 1.0
+    assert share_showing(read_colour, pictures, {"colour": "red", "bright": "yes"}) == 0.25
+    with pytest.raises(ValueError):
+        share_showing(read_colour, pictures, {})
+
+
+def test_editability_needs_the_edit_and_the_concept_together():
+    # Given a "word" for bright red whose edit to blue loses the brightness
+    answers = {"a S": flat((0.9, 0.5, 0.0)), "a blue S": flat((0.0, 0.1, 0.6))}
+    edit = Edit("a blue S", changes={"colour": "blue"}, keeps={"bright": "yes"})
+    scores = score_word(answers.__getitem__, "a S", {"colour": "red", "bright": "yes"}, [edit],
+                        flat((1.0, 0.6, 0.0)), mean_colour, read_colour)
+    # Then it reconstructs and is recognised, shows the edit, but not the edit with the concept kept
+    assert scores.reconstruction > 0.99 and scores.recognised == 1.0
+    assert scores.edited == 1.0 and scores.editability == 0.0

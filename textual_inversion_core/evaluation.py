@@ -1,0 +1,92 @@
+"""The paper's two measures of a learned word, over pictures, whatever made them and whatever reads them.
+
+*Reconstruction*: do pictures generated from "a photo of S*" resemble the concept's own pictures? The mean cosine
+similarity of their features (the paper uses CLIP's image encoder), and the share a reader takes for the concept.
+*Editability*: do pictures from prompts that change one thing ("a blue S*", "S* on a beach") show the change, and
+do they still show the concept?
+
+A feature extractor is any function from a ``[N, 3, H, W]`` batch in [0, 1] to ``[N, D]`` features; a reader any
+function from such a batch to one ``{attribute: label}`` per picture. Nothing here knows a host or a model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+
+FeatureExtractor = Callable[[torch.Tensor], torch.Tensor]
+Reader = Callable[[torch.Tensor], list[Mapping[str, str]]]
+
+
+def image_similarity(extract: FeatureExtractor, generated: torch.Tensor, references: torch.Tensor) -> float:
+    """Mean cosine similarity between every generated picture's features and every reference picture's."""
+    with torch.no_grad():
+        a = torch.nn.functional.normalize(extract(generated).float(), dim=-1)
+        b = torch.nn.functional.normalize(extract(references).float(), dim=-1)
+    return float((a @ b.T).mean())
+
+
+def share_showing(read: Reader, pictures: torch.Tensor, wanted: Mapping[str, str]) -> float:
+    """The share of ``pictures`` in which the reader sees every attribute of ``wanted``."""
+    if not wanted:
+        raise ValueError("share_showing needs at least one attribute to look for")
+    seen = read(pictures)
+    return sum(all(s[k] == v for k, v in wanted.items()) for s in seen) / len(seen)
+
+
+@dataclasses.dataclass(frozen=True)
+class Edit:
+    """A prompt that changes one thing about the concept: ``changes`` is what the pictures should then show,
+    ``keeps`` what of the concept they should still show."""
+
+    prompt: str
+    changes: Mapping[str, str]
+    keeps: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Scores:
+    reconstruction: float  # image similarity to the concept's pictures
+    recognised: float  # share read as the concept
+    edited: float  # share of edited pictures showing the edit
+    edited_and_kept: float  # ... and the concept too
+
+    @property
+    def editability(self) -> float:
+        return self.edited_and_kept
+
+    def as_dict(self) -> dict[str, float]:
+        return {**dataclasses.asdict(self), "editability": self.editability}
+
+
+def score_word(
+    generate: Callable[[str], torch.Tensor],
+    reconstruction_prompt: str,
+    concept: Mapping[str, str],
+    edits: Sequence[Edit],
+    concept_pictures: torch.Tensor,
+    extract: FeatureExtractor,
+    read: Reader,
+) -> Scores:
+    """The paper's measures for one way of asking for a concept: a pseudo-word, an init word, or a named concept
+    written out in the model's own words.
+
+    ``generate(prompt)`` returns the pictures for a prompt, the same seeds for every prompt; ``concept`` is what
+    the reader should see in the pictures of ``reconstruction_prompt``.
+    """
+    made = generate(reconstruction_prompt)
+    edited = [(edit, generate(edit.prompt)) for edit in edits]
+    return Scores(
+        reconstruction=image_similarity(extract, made, concept_pictures),
+        recognised=share_showing(read, made, concept),
+        edited=_mean(share_showing(read, pictures, edit.changes) for edit, pictures in edited),
+        edited_and_kept=_mean(share_showing(read, pictures, {**edit.keeps, **edit.changes})
+                              for edit, pictures in edited),
+    )
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else float("nan")
