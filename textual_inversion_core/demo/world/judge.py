@@ -1,0 +1,91 @@
+"""The judge: a small classifier trained on the world's own labels (shape, colour, background, style, fill).
+
+It stands in for CLIP in the paper's metrics: its penultimate features for CLIP's image embedding (image-image
+similarity), its attribute probabilities for CLIP's text-image similarity (does the picture show what the prompt
+says?).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .drawing import draw_scene
+from .scenes import ATTRIBUTES, World
+
+FEATURES = 128
+
+
+class Judge(nn.Module):
+    def __init__(self):
+        super().__init__()
+        def conv(cin, cout, kernel=3, stride=1):
+            return [nn.Conv2d(cin, cout, kernel, stride=stride, padding=1), nn.GroupNorm(8, cout), nn.SiLU()]
+        # Strided from the first layer: the pictures' detail is no finer than 2 pixels, and the judge is trained
+        # on every build of the world.
+        self.body = nn.Sequential(*conv(3, 32, 4, 2), *conv(32, 64, 3, 2), *conv(64, 64), *conv(64, FEATURES, 3, 2),
+                                  *conv(FEATURES, FEATURES), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.heads = nn.ModuleDict({name: nn.Linear(FEATURES, len(labels)) for name, labels in ATTRIBUTES.items()})
+
+    def features(self, pictures: torch.Tensor) -> torch.Tensor:
+        """``[N, 3, 64, 64]`` pictures in [0, 1] to ``[N, 128]`` features."""
+        return self.body(pictures * 2 - 1)
+
+    def forward(self, pictures: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.features(pictures)
+        return {name: head(features) for name, head in self.heads.items()}
+
+    @torch.no_grad()
+    def read(self, pictures: torch.Tensor) -> list[dict[str, str]]:
+        """What the judge sees in each picture: the most likely label of every attribute."""
+        logits = self.eval()(pictures)
+        picks = {name: logit.argmax(dim=1).tolist() for name, logit in logits.items()}
+        return [{name: ATTRIBUTES[name][picks[name][i]] for name in ATTRIBUTES} for i in range(len(pictures))]
+
+
+def labels_of(scene) -> dict[str, int]:
+    return {name: ATTRIBUTES[name].index(getattr(scene, name)) for name in ATTRIBUTES}
+
+
+def scene_labels(scenes) -> dict[str, torch.Tensor]:
+    return {name: torch.tensor([labels_of(s)[name] for s in scenes]) for name in ATTRIBUTES}
+
+
+def scene_batch(world: World, rng: random.Random, size: int):
+    scenes = [world.random_scene(rng) for _ in range(size)]
+    return torch.from_numpy(np.stack([draw_scene(s) for s in scenes])).permute(0, 3, 1, 2), scene_labels(scenes)
+
+
+def train_judge(pictures: torch.Tensor, scenes, steps: int, batch: int = 64, seed: int = 0,
+                progress: Callable[[int, float], None] = lambda step, loss: None) -> Judge:
+    """A judge trained on the world's drawn ``pictures`` (uint8 ``[N, 3, 64, 64]``) and their ``scenes``' labels,
+    every shape, held out or not, with its name."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    labels = scene_labels(scenes)
+    judge = Judge()
+    optimiser = torch.optim.AdamW(judge.parameters(), lr=2e-3, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    for step in range(1, steps + 1):
+        pick = torch.randint(len(pictures), (batch,), generator=generator)
+        targets = {name: values[pick] for name, values in labels.items()}
+        logits = judge(pictures[pick].float() / 255)
+        loss = sum(nn.functional.cross_entropy(logits[name], targets[name]) for name in ATTRIBUTES)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        progress(step, loss.item())
+    return judge.eval().requires_grad_(False)
+
+
+def judge_accuracy(judge: Judge, world: World, count: int = 512, seed: int = 1) -> dict[str, float]:
+    """The share of fresh pictures whose attributes the judge reads right, per attribute."""
+    pictures, targets = scene_batch(world, random.Random(f"judge-test-{seed}"), count)
+    read = judge.read(pictures)
+    return {name: float(np.mean([ATTRIBUTES[name].index(r[name]) == t for r, t in zip(read, targets[name].tolist())]))
+            for name in ATTRIBUTES}

@@ -1,0 +1,277 @@
+"""The world model: a Stable-Diffusion-1-family diffusers pipeline trained from scratch on the world's pictures.
+
+Its parts have the shapes the product requires of an SD1 model (a CLIP text encoder 768 wide, a real CLIP BPE
+tokenizer, a cross-attention UNet, an AutoencoderKL) at a size this machine trains in well under an hour: 64 px
+pictures, 16x16 latents. The text encoder keeps its seeded random weights: a frozen random transformer still gives
+every word its own vectors, the UNet learns to read them, and the build is spent where it matters, on the UNet.
+The build is cached under a key of its recipe; the judge is trained in the same build and kept beside the model.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from safetensors.torch import load_file, save_file
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from ..vocabulary import EOS, WORDS as PROMPT_WORDS, write_tokenizer
+from .drawing import SIDE, draw_scene
+from .judge import Judge, judge_accuracy, train_judge
+from .scenes import WORDS as WORLD_WORDS, World, make_world
+
+JUDGE_FILE = "judge.safetensors"
+REPORT_FILE = "build.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Everything the build depends on; its hash names the cache folder."""
+
+    world_seed: int = 0
+    pictures: int = 20000
+    judge_steps: int = 1200
+    vae_steps: int = 800
+    vae_batch: int = 16
+    unet_steps: int = 2000
+    unet_batch: int = 32
+    unet_lr: float = 1e-3
+    ema_decay: float = 0.998
+    caption_dropout: float = 0.1
+    min_snr_gamma: float = 5.0
+    version: int = 2  # raised whenever the world's drawing or captions change
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def default_cache() -> Path:
+    root = os.environ.get("TEXTUAL_INVERSION_WORLD_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "textual-inversion-world"
+
+
+def world_model_path(recipe: Recipe = Recipe(), cache: Path | None = None) -> Path:
+    return (cache or default_cache()) / f"world-{recipe.world_seed}-{recipe.key()}"
+
+
+def is_built(path: Path) -> bool:
+    return (path / "model_index.json").is_file() and (path / JUDGE_FILE).is_file()
+
+
+def load_judge(path: Path) -> Judge:
+    judge = Judge()
+    judge.load_state_dict(load_file(path / JUDGE_FILE))
+    return judge.eval().requires_grad_(False)
+
+
+class _Progress:
+    """One line per phase on stderr, rewritten in place: the phase, its step, the loss and the time left."""
+
+    def __init__(self, phase: str, total: int):
+        self.phase, self.total, self.started = phase, total, time.perf_counter()
+
+    def __call__(self, step: int, loss: float) -> None:
+        if step % 10 and step != self.total:
+            return
+        elapsed = time.perf_counter() - self.started
+        left = elapsed / step * (self.total - step)
+        bar = "#" * int(30 * step / self.total)
+        print(f"\r  {self.phase:<6} [{bar:<30}] {step}/{self.total} loss {loss:.4f} "
+              f"{elapsed:.0f} s, ~{left:.0f} s left", end="\n" if step == self.total else "", file=sys.stderr,
+              flush=True)
+
+
+def _text_encoder(tokenizer) -> CLIPTextModel:
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=768, intermediate_size=512, num_hidden_layers=2,
+        num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=2, pad_token_id=1,
+    )
+    return CLIPTextModel(config).eval().requires_grad_(False)
+
+
+def _vae() -> AutoencoderKL:
+    # Three blocks: four-fold downsampling, 64 px pictures to 16x16 latents.
+    return AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(16, 32, 32), layers_per_block=1, norm_num_groups=16, latent_channels=4,
+        sample_size=SIDE,
+    )
+
+
+def _unet() -> UNet2DConditionModel:
+    # Cross-attention at 8x8 and 4x4 only: at 16x16 attention costs most of the step and adds little for
+    # pictures this simple.
+    return UNet2DConditionModel(
+        sample_size=SIDE // 4, in_channels=4, out_channels=4, block_out_channels=(32, 64, 64), layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=768, attention_head_dim=32, norm_num_groups=16,
+    )
+
+
+def _scheduler() -> DDIMScheduler:
+    return DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                         clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+
+
+def draw_training_set(world: World, count: int, seed: int):
+    """``count`` scenes of the world and their pictures (uint8 ``[N, 3, 64, 64]``)."""
+    rng = random.Random(f"pictures-{seed}")
+    scenes = [world.random_scene(rng) for _ in range(count)]
+    pictures = np.stack([(draw_scene(s) * 255 + 0.5).astype(np.uint8) for s in scenes])
+    return scenes, torch.from_numpy(pictures).permute(0, 3, 1, 2).contiguous()
+
+
+def _cached_judge(pictures, scenes, recipe: Recipe, cache: Path) -> Judge:
+    """The judge depends on the world's pictures alone, so a new recipe for the model reuses it."""
+    key = hashlib.sha256(json.dumps([recipe.world_seed, recipe.pictures, recipe.judge_steps]).encode()).hexdigest()
+    file = cache / f"judge-{recipe.world_seed}-{key[:12]}.safetensors"
+    if file.is_file():
+        judge = Judge()
+        judge.load_state_dict(load_file(file))
+        return judge.eval().requires_grad_(False)
+    judge = train_judge(pictures, scenes, recipe.judge_steps, seed=recipe.world_seed,
+                        progress=_Progress("judge", recipe.judge_steps))
+    cache.mkdir(parents=True, exist_ok=True)
+    save_file(judge.state_dict(), file)
+    return judge
+
+
+def _train_vae(pictures: torch.Tensor, recipe: Recipe) -> AutoencoderKL:
+    generator = torch.Generator().manual_seed(recipe.world_seed)
+    vae = _vae().train()
+    optimiser = torch.optim.AdamW(vae.parameters(), lr=2e-3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=recipe.vae_steps,
+                                                   pct_start=0.05)
+    progress = _Progress("vae", recipe.vae_steps)
+    for step in range(1, recipe.vae_steps + 1):
+        pick = torch.randint(len(pictures), (recipe.vae_batch,), generator=generator)
+        x = pictures[pick].float() / 127.5 - 1
+        posterior = vae.encode(x).latent_dist
+        # The shapes' colours cover a fifth of the pixels at most; weighted by saturation, the loss stops
+        # trading them for the grey backgrounds (an unweighted VAE came out colour-blind).
+        saturation = (x.amax(dim=1, keepdim=True) - x.amin(dim=1, keepdim=True)) / 2
+        error = (vae.decode(posterior.sample(generator)).sample - x).abs()
+        loss = (error * (1 + 8 * saturation)).mean() + 1e-6 * posterior.kl().mean()
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        progress(step, loss.item())
+    return vae.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def _encode_all(vae: AutoencoderKL, pictures: torch.Tensor) -> torch.Tensor:
+    return torch.cat([vae.encode(pictures[i:i + 256].float() / 127.5 - 1).latent_dist.mode()
+                      for i in range(0, len(pictures), 256)])
+
+
+class _CaptionStates:
+    """The frozen text encoder's output per caption, computed once: the world has a few thousand captions."""
+
+    def __init__(self, tokenizer, text_encoder):
+        self.tokenizer, self.text_encoder, self.cache = tokenizer, text_encoder, {}
+
+    @torch.no_grad()
+    def __call__(self, captions: list[str]) -> torch.Tensor:
+        missing = list(dict.fromkeys(c for c in captions if c not in self.cache))
+        if missing:
+            ids = self.tokenizer(missing, padding="max_length", max_length=77, truncation=True,
+                                 return_tensors="pt").input_ids
+            for caption, state in zip(missing, self.text_encoder(ids).last_hidden_state):
+                self.cache[caption] = state.to(torch.float16)
+        return torch.stack([self.cache[c] for c in captions]).float()
+
+
+def _train_unet(world, scenes, latents, states: _CaptionStates, scheduler, recipe: Recipe) -> UNet2DConditionModel:
+    rng = random.Random(f"captions-{recipe.world_seed}")
+    generator = torch.Generator().manual_seed(recipe.world_seed)
+    unet = _unet().train()
+    ema = copy.deepcopy(unet).eval().requires_grad_(False)
+    optimiser = torch.optim.AdamW(unet.parameters(), lr=recipe.unet_lr, weight_decay=1e-2)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=recipe.unet_lr, total_steps=recipe.unet_steps,
+                                                   pct_start=0.05)
+    alphas = scheduler.alphas_cumprod
+    progress = _Progress("unet", recipe.unet_steps)
+    for step in range(1, recipe.unet_steps + 1):
+        pick = torch.randint(len(latents), (recipe.unet_batch,), generator=generator).tolist()
+        captions = ["" if rng.random() < recipe.caption_dropout else world.caption(scenes[i], rng) for i in pick]
+        x0 = latents[pick]
+        noise = torch.randn(x0.shape, generator=generator)
+        t = torch.randint(0, len(alphas), (len(pick),), generator=generator)
+        a = alphas[t].view(-1, 1, 1, 1)
+        noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        # Min-SNR weighting (Hang et al., 2023): the same model in fewer steps.
+        snr = a.flatten() / (1 - a.flatten())
+        weight = snr.clamp(max=recipe.min_snr_gamma) / snr
+        error = (unet(noisy, t, states(captions)).sample - noise).pow(2).mean(dim=(1, 2, 3))
+        loss = (weight * error).mean()
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        decay = min(recipe.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), unet.parameters()):
+                e.lerp_(p, 1 - decay)
+        progress(step, loss.item())
+    return ema
+
+
+def build_world_model(recipe: Recipe = Recipe(), cache: Path | None = None) -> Path:
+    """The world model's diffusers folder (with ``judge.safetensors`` and ``build.json`` beside it), built
+    unless the cache holds it. The same recipe always builds the same weights."""
+    path = world_model_path(recipe, cache)
+    if is_built(path):
+        return path
+    started = time.perf_counter()
+    torch.manual_seed(recipe.world_seed)
+    world = make_world(recipe.world_seed)
+    print(f"Building the concept world (seed {recipe.world_seed}) into {path}; a one-off, cached.", file=sys.stderr)
+    scenes, pictures = draw_training_set(world, recipe.pictures, recipe.world_seed)
+    print(f"  drew {len(scenes)} pictures in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+    judge = _cached_judge(pictures, scenes, recipe, path.parent)
+    vae = _train_vae(pictures, recipe)
+    latents = _encode_all(vae, pictures)
+    vae.register_to_config(scaling_factor=float(1 / latents.std()))
+    latents = latents * vae.config.scaling_factor
+
+    staging = path.with_name(path.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    tokenizer = write_tokenizer(staging / "tokenizer", pad_token=EOS,
+                                words=list(dict.fromkeys(PROMPT_WORDS + WORLD_WORDS)))
+    text_encoder = _text_encoder(tokenizer)
+    scheduler = _scheduler()
+    unet = _train_unet(world, scenes, latents, _CaptionStates(tokenizer, text_encoder), scheduler, recipe)
+
+    pipeline = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                       scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
+    for name, component in pipeline.components.items():
+        if component is not None and name != "tokenizer":
+            component.save_pretrained(staging / name)
+    pipeline.save_config(staging)
+    save_file(judge.state_dict(), staging / JUDGE_FILE)
+    report = {"recipe": dataclasses.asdict(recipe), "seconds": round(time.perf_counter() - started),
+              "judge_accuracy": judge_accuracy(judge, world),
+              "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    (staging / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    shutil.rmtree(path, ignore_errors=True)
+    staging.rename(path)
+    print(f"  built in {report['seconds']} s; the judge reads fresh pictures right: "
+          + ", ".join(f"{k} {v:.0%}" for k, v in report["judge_accuracy"].items()), file=sys.stderr)
+    return path
