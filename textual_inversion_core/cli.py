@@ -64,7 +64,7 @@ def cmd_convert(args) -> int:
 def cmd_demo(args) -> int:
     from .demo.run import run_demo
 
-    return run_demo(Path(args.out), steps=args.steps, overwrite=args.overwrite)
+    return run_demo(Path(args.out), steps=args.steps, overwrite=args.overwrite, world=args.world)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,10 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--overwrite", action="store_true")
     convert.set_defaults(run=cmd_convert)
 
-    demo = commands.add_parser("demo", help="train on a small random model, offline, in a few minutes")
+    demo = commands.add_parser("demo", help="train a word offline: on the concept world when built (or --world), else on a small random model")
     demo.add_argument("--out", default="demo_output", help="folder for the demo's files (default demo_output)")
     demo.add_argument("--steps", type=int, default=None, help="training steps (default chosen for the demo)")
     demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo's files")
+    demo.add_argument("--world", action="store_true",
+                      help="use the concept world: a small model trained here on procedural pictures (a one-off "
+                           "build of up to 45 min on a laptop CPU, then cached), which shows what a word learned")
     demo.set_defaults(run=cmd_demo)
     return parser
 
