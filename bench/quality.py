@@ -39,9 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diffusers_example import example_script, run_example  # noqa: E402
 
 from textual_inversion_core.data import load_concept_folder  # noqa: E402
-from textual_inversion_core.demo.world.drawing import to_image  # noqa: E402
 from textual_inversion_core.demo.world.exam import (  # noqa: E402
     ceiling_concept, concept_pictures, model_answers, named_exam, read_back, sit, sit_truth, word_exam,
+    write_concept_folder,
 )
 from textual_inversion_core.demo.world.model import Recipe, build_world_model, load_judge  # noqa: E402
 from textual_inversion_core.demo.world.scenes import make_world  # noqa: E402
@@ -124,10 +124,7 @@ def benchmark(args, recipe: Recipe | None = None, cache: Path | None = None) -> 
         token = f"<{concept.name}>"
         folder = work / concept.name / "pictures"
         shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        references = concept_pictures(world, concept, CONCEPT_PICTURES)
-        for i, picture in enumerate(references):
-            to_image(picture.permute(1, 2, 0).numpy()).save(folder / f"{concept.name}-{i}.png")
+        references = write_concept_folder(world, concept, folder, CONCEPT_PICTURES)
         exam = word_exam(world, concept, token)
         entry = {
             "kind": concept.kind,

@@ -10,7 +10,7 @@ import torch
 from textual_inversion_core.demo.vocabulary import WORDS as PROMPT_WORDS, build_vocabulary
 from textual_inversion_core.demo.world.drawing import draw_scene
 from textual_inversion_core.demo.world.exam import (
-    ceiling_concept, concept_pictures, named_exam, recognised_by, truth, word_exam,
+    ceiling_concept, concept_pictures, named_exam, recognised_by, truth, word_exam, write_concept_folder,
 )
 from textual_inversion_core.demo.world.model import Recipe, build_world_model, is_built, load_judge
 from textual_inversion_core.demo.world.scenes import (
@@ -129,9 +129,7 @@ def test_the_product_trains_a_word_on_the_world_model(tiny_world, tmp_path):
     assert (model.family, model.pipeline.text_encoder.config.hidden_size) == ("sd1", 768)
     world = make_world(0)
     concept = world.concepts()[0]
-    from textual_inversion_core.demo.world.drawing import to_image
-    for i, picture in enumerate(concept_pictures(world, concept, 3)):
-        to_image(picture.permute(1, 2, 0).numpy()).save(tmp_path / f"{i}.png")
+    write_concept_folder(world, concept, tmp_path, count=3)
     pictures = load_concept_folder(tmp_path, 64)
     # When a word is trained for two steps from the concept's init word
     config = TrainingConfig(token="<c>", init_text=concept.init_word, steps=2)

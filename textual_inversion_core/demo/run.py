@@ -52,8 +52,7 @@ def run_demo(out: Path, steps: int | None = None, overwrite: bool = False, world
 def run_world_demo(out: Path, steps: int | None = None, overwrite: bool = False) -> int:
     from ..embedding import Embedding
     from ..hosts.diffusers import load_diffusers_model
-    from .world.drawing import to_image
-    from .world.exam import concept_pictures, model_answers, word_exam
+    from .world.exam import model_answers, word_exam, write_concept_folder
     from .world.grid import picture_grid
     from .world.model import build_world_model
     from .world.scenes import make_world
@@ -70,10 +69,7 @@ def run_world_demo(out: Path, steps: int | None = None, overwrite: bool = False)
           f"{concept.colour} {concept.name}s too, but only ever captioned 'object'. Learning {token} from 5 "
           "pictures, starting from 'object'.", file=sys.stderr)
     images_dir = out / f"{concept.name}-pictures"
-    references = concept_pictures(world, concept)
-    images_dir.mkdir(parents=True, exist_ok=True)
-    for i, picture in enumerate(references):
-        to_image(picture.permute(1, 2, 0).numpy()).save(images_dir / f"{concept.name}-{i}.png")
+    references = write_concept_folder(world, concept, images_dir)
     embedding_path = out / f"{concept.name}.safetensors"
     result = run_train_job(TrainJob(
         model=model_dir, images=images_dir, out=embedding_path, resolution=DEMO_RESOLUTION, device="cpu",

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ...embedding import Embedding
 from ...evaluation import Edit, Scores, score_word
-from .drawing import draw_scene
+from .drawing import draw_scene, to_image
 from .judge import Judge
 from .scenes import BACKGROUNDS, COLOURS, STYLE_PHRASES, Concept, World, with_article
 
@@ -130,6 +131,16 @@ def concept_pictures(world: World, concept: Concept, count: int = 5, seed: int =
     rng = random.Random(f"concept-{world.seed}-{concept.name}-{seed}-{sorted(changes.items())}")
     pictures = [draw_scene(world.concept_scene(concept, rng, **changes)) for _ in range(count)]
     return torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2).contiguous()
+
+
+def write_concept_folder(world: World, concept: Concept, folder: Path, count: int = 5) -> torch.Tensor:
+    """The concept's pictures (``concept_pictures``) as PNG files in ``folder``, as a user would hand them to a
+    trainer; returns the same pictures as a batch."""
+    pictures = concept_pictures(world, concept, count)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, picture in enumerate(pictures):
+        to_image(picture.permute(1, 2, 0).numpy()).save(folder / f"{concept.name}-{i}.png")
+    return pictures
 
 
 def truth(world: World, concept: Concept, exam: Exam, count: int, seed: int = 1):

@@ -12,9 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from .drawing import draw_scene
+from .fitting import one_cycle
 from .scenes import ATTRIBUTES, World
 
 FEATURES = 128
@@ -68,18 +70,19 @@ def train_judge(pictures: torch.Tensor, scenes, steps: int, batch: int = 64, see
     torch.manual_seed(seed)
     labels = scene_labels(scenes)
     judge = Judge()
-    optimiser = torch.optim.AdamW(judge.parameters(), lr=2e-3, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    update = one_cycle(judge.parameters(), lr=2e-3, steps=steps, warmup=0.1, weight_decay=1e-4)
     for step in range(1, steps + 1):
         pick = torch.randint(len(pictures), (batch,), generator=generator)
         targets = {name: values[pick] for name, values in labels.items()}
         logits = judge(pictures[pick].float() / 255)
-        loss = sum(nn.functional.cross_entropy(logits[name], targets[name]) for name in ATTRIBUTES)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        progress(step, loss.item())
+        progress(step, update(sum(nn.functional.cross_entropy(logits[name], targets[name]) for name in ATTRIBUTES)))
+    return judge.eval().requires_grad_(False)
+
+
+def read_judge(file) -> Judge:
+    """A judge saved with ``safetensors.torch.save_file(judge.state_dict(), file)``."""
+    judge = Judge()
+    judge.load_state_dict(load_file(file))
     return judge.eval().requires_grad_(False)
 
 

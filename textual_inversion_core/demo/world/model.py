@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..vocabulary import EOS, WORDS as PROMPT_WORDS, write_tokenizer
 from .drawing import SIDE, draw_scene
-from .judge import Judge, judge_accuracy, train_judge
+from .fitting import one_cycle
+from .judge import Judge, judge_accuracy, read_judge, train_judge
 from .scenes import WORDS as WORLD_WORDS, World, make_world
 
 JUDGE_FILE = "judge.safetensors"
@@ -70,9 +71,7 @@ def is_built(path: Path) -> bool:
 
 
 def load_judge(path: Path) -> Judge:
-    judge = Judge()
-    judge.load_state_dict(load_file(path / JUDGE_FILE))
-    return judge.eval().requires_grad_(False)
+    return read_judge(path / JUDGE_FILE)
 
 
 class _Progress:
@@ -139,9 +138,7 @@ def _cached_judge(pictures, scenes, recipe: Recipe, cache: Path) -> Judge:
     key = hashlib.sha256(json.dumps([recipe.world_seed, recipe.pictures, recipe.judge_steps]).encode()).hexdigest()
     file = cache / f"judge-{recipe.world_seed}-{key[:12]}.safetensors"
     if file.is_file():
-        judge = Judge()
-        judge.load_state_dict(load_file(file))
-        return judge.eval().requires_grad_(False)
+        return read_judge(file)
     judge = train_judge(pictures, scenes, recipe.judge_steps, seed=recipe.world_seed,
                         progress=_Progress("judge", recipe.judge_steps))
     cache.mkdir(parents=True, exist_ok=True)
@@ -152,9 +149,8 @@ def _cached_judge(pictures, scenes, recipe: Recipe, cache: Path) -> Judge:
 def _train_vae(pictures: torch.Tensor, recipe: Recipe) -> AutoencoderKL:
     generator = torch.Generator().manual_seed(recipe.world_seed)
     vae = _vae().train()
-    optimiser = torch.optim.AdamW(vae.parameters(), lr=2e-3)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=recipe.vae_steps,
-                                                   pct_start=0.05)
+    # AdamW's own default weight decay, as the first builds had it.
+    update = one_cycle(vae.parameters(), lr=2e-3, steps=recipe.vae_steps, warmup=0.05, weight_decay=1e-2)
     progress = _Progress("vae", recipe.vae_steps)
     for step in range(1, recipe.vae_steps + 1):
         pick = torch.randint(len(pictures), (recipe.vae_batch,), generator=generator)
@@ -164,12 +160,7 @@ def _train_vae(pictures: torch.Tensor, recipe: Recipe) -> AutoencoderKL:
         # trading them for the grey backgrounds (an unweighted VAE came out colour-blind).
         saturation = (x.amax(dim=1, keepdim=True) - x.amin(dim=1, keepdim=True)) / 2
         error = (vae.decode(posterior.sample(generator)).sample - x).abs()
-        loss = (error * (1 + 8 * saturation)).mean() + 1e-6 * posterior.kl().mean()
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        progress(step, loss.item())
+        progress(step, update((error * (1 + 8 * saturation)).mean() + 1e-6 * posterior.kl().mean()))
     return vae.eval().requires_grad_(False)
 
 
@@ -201,9 +192,7 @@ def _train_unet(world, scenes, latents, states: _CaptionStates, scheduler, recip
     generator = torch.Generator().manual_seed(recipe.world_seed)
     unet = _unet().train()
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
-    optimiser = torch.optim.AdamW(unet.parameters(), lr=recipe.unet_lr, weight_decay=1e-2)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=recipe.unet_lr, total_steps=recipe.unet_steps,
-                                                   pct_start=0.05)
+    update = one_cycle(unet.parameters(), lr=recipe.unet_lr, steps=recipe.unet_steps, warmup=0.05, weight_decay=1e-2)
     alphas = scheduler.alphas_cumprod
     progress = _Progress("unet", recipe.unet_steps)
     for step in range(1, recipe.unet_steps + 1):
@@ -218,16 +207,12 @@ def _train_unet(world, scenes, latents, states: _CaptionStates, scheduler, recip
         snr = a.flatten() / (1 - a.flatten())
         weight = snr.clamp(max=recipe.min_snr_gamma) / snr
         error = (unet(noisy, t, states(captions)).sample - noise).pow(2).mean(dim=(1, 2, 3))
-        loss = (weight * error).mean()
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        schedule.step()
+        loss = update((weight * error).mean())
         decay = min(recipe.ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
             for e, p in zip(ema.parameters(), unet.parameters()):
                 e.lerp_(p, 1 - decay)
-        progress(step, loss.item())
+        progress(step, loss)
     return ema
 
 
