@@ -2,7 +2,9 @@
 (``web/``) draws its loss chart and preview picture from.
 
 Messages (``PromptServer.send_sync``), all carrying ``node`` (the Train Embedding node's id) and ``prompt_id``:
-- ``textual_inversion.progress`` once per step: ``step`` (1-based), ``total``, ``loss``, ``lr``, ``elapsed``, ``eta``;
+- ``textual_inversion.progress`` once per step: ``step`` (1-based), ``total``, ``loss``, ``lr``, ``elapsed``, ``eta``,
+  ``norm`` (the largest vector's norm over the vocabulary's median token norm);
+- ``textual_inversion.warning``: ``step`` and ``message``, what the trainer advises changing (said once each);
 - ``textual_inversion.preview``: ``step`` and ``image`` ({filename, subfolder, type: "temp"}, served by /view);
 - ``textual_inversion.done``: ``steps`` done, ``total``, ``final_loss`` (null before any step), ``stopped``
   (true when the user interrupted) and ``saved`` (where the unfinished word was kept, else null).
@@ -10,6 +12,7 @@ Messages (``PromptServer.send_sync``), all carrying ``node`` (the Train Embeddin
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Callable
 
@@ -22,6 +25,8 @@ from server import PromptServer
 
 from ..textual_inversion_core.embedding import Embedding
 from ..textual_inversion_core.training import StepReport, TrainingCallbacks
+
+log = logging.getLogger(__name__)
 
 
 def send(event: str, data: dict) -> None:
@@ -56,12 +61,16 @@ class NodeTrainingProgress(TrainingCallbacks):
         self.steps_done, self.last_loss = report.step, report.loss
         send("textual_inversion.progress", {
             **self._ids(), "step": report.step, "total": report.total, "loss": report.loss,
-            "lr": report.learning_rate, "elapsed": report.elapsed, "eta": report.eta,
+            "lr": report.learning_rate, "elapsed": report.elapsed, "eta": report.eta, "norm": report.norm_ratio,
         })
         # The progress bar's hook raises at once when interrupted; leave that to should_stop before the next
         # step, so the step just finished still counts.
         if not self.should_stop():
             self.progress_bar.update_absolute(report.step, report.total)
+
+    def on_warning(self, message: str) -> None:
+        log.warning("Training embedding: %s", message)
+        send("textual_inversion.warning", {**self._ids(), "step": self.steps_done, "message": message})
 
     def on_preview(self, embedding: Embedding, step: int) -> None:
         if self.render_preview is None or self.should_stop():

@@ -19,6 +19,7 @@ from ..textual_inversion_core.training import (
     TrainingDiverged,
     train_embedding,
 )
+from ..textual_inversion_core.training.norm_control import NORM_CONTROLS
 from .comfy_host import frozen_model, preview, training_session
 from .comfy_host.embedding_folders import display_path, file_stem, save_new_embedding_file
 from .comfy_host.images import concept_images, picture_to_image
@@ -110,6 +111,38 @@ class TrainEmbedding(io.ComfyNode):
                     tooltip="The preview's prompt, with the token written as usual ([name] also works); empty "
                     "uses 'a photo of <token>'.",
                 ),
+                io.Mask.Input(
+                    "masks",
+                    optional=True,
+                    tooltip="Where the concept is in each picture (white) and what to ignore (black): the loss "
+                    "counts only inside, so the pictures' backgrounds are not learned into the word. One mask per "
+                    "picture or one for all, e.g. from a background-removal node; Load Image's mask is white "
+                    "where the picture is transparent, so put Invert Mask after it.",
+                ),
+                io.Float.Input(
+                    "unmasked_weight",
+                    default=0.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.05,
+                    optional=True,
+                    tooltip="With masks: how much the loss outside them still counts (0: not at all, 1: as much "
+                    "as inside, as if there were no masks).",
+                ),
+                io.Combo.Input(
+                    "norm_control",
+                    options=list(NORM_CONTROLS),
+                    default="off",
+                    optional=True,
+                    tooltip="Keeps the word's vectors the size of real words, so the word does not drown the "
+                    "rest of a prompt. rescale: back to the vocabulary's median norm after every step; penalty: "
+                    "a loss term pulling each vector's norm towards the init word's (norm_penalty sets its "
+                    "weight).",
+                ),
+                io.Float.Input(
+                    "norm_penalty", default=0.1, min=0.0, max=100.0, step=0.01, optional=True,
+                    tooltip="The weight of the norm penalty (norm_control penalty).",
+                ),
             ],
             outputs=[
                 EmbeddingSocket.Output("embedding", display_name="embedding"),
@@ -138,11 +171,12 @@ class TrainEmbedding(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, vae, images, token, init_text, num_vectors, template, steps, learning_rate,
                 batch_size, seed, captions="", resume: Embedding | None = None, preview_every=0,
-                preview_prompt="") -> io.NodeOutput:
+                preview_prompt="", masks=None, unmasked_weight=0.0, norm_control="off",
+                norm_penalty=0.1) -> io.NodeOutput:
         config = training_config(token, init_text, num_vectors, template, steps, learning_rate, batch_size, seed,
-                                 preview_every)
+                                 preview_every, norm_control, norm_penalty, unmasked_weight)
         token = config.token
-        pictures = concept_images(images, captions or "")
+        pictures = concept_images(images, captions or "", masks)
         if resume is not None and resume.token != token:
             resume = resume.with_token(token)
         height, width = pictures[0].pixels.shape[1:]
@@ -179,11 +213,12 @@ class TrainEmbedding(io.ComfyNode):
 
 
 def training_config(token, init_text, num_vectors, template, steps, learning_rate, batch_size=1, seed=0,
-                    preview_every=0) -> TrainingConfig:
+                    preview_every=0, norm_control="off", norm_penalty=0.1, unmasked_weight=0.0) -> TrainingConfig:
     """The run's settings from the node's widgets; ``ConfigError`` names the first that cannot work."""
     return TrainingConfig(
         token=token.strip(), init_text=init_text.strip(), num_vectors=num_vectors, steps=steps,
         learning_rate=learning_rate, batch_size=batch_size, template=template, seed=seed, preview_every=preview_every,
+        norm_control=norm_control, norm_penalty=norm_penalty, unmasked_weight=unmasked_weight,
     )
 
 

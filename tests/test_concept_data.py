@@ -103,3 +103,33 @@ def test_a_picture_past_pillows_pixel_limit_is_named_with_the_limit(tmp_path):
 def test_resolution_must_be_a_multiple_of_64(tmp_path, resolution):
     with pytest.raises(ConceptDataError, match="multiple of 64"):
         load_concept_folder(tmp_path, resolution=resolution)
+
+
+def test_a_mask_comes_from_a_mask_file_beside_the_picture_or_from_its_alpha(tmp_path):
+    # Given a picture with "cat.mask.png" beside it (left half white), a picture with transparency (its right
+    # half transparent), and an opaque picture without a mask
+    save(tmp_path / "cat.jpg", (128, 64), (200, 100, 50))
+    mask = Image.new("L", (128, 64), 0)
+    mask.paste(255, (0, 0, 64, 64))
+    mask.save(tmp_path / "cat.mask.png")
+    cut_out = Image.new("RGBA", (64, 64), (0, 0, 255, 255))
+    cut_out.paste((0, 0, 0, 0), (32, 0, 64, 64))
+    cut_out.save(tmp_path / "dog.png")
+    save(tmp_path / "plain.png", (64, 64), (9, 9, 9))
+    # When the folder is loaded (a centre crop of the wide picture)
+    images = load_concept_folder(tmp_path, resolution=64, crop="none")
+    # Then the mask file is no picture of its own, and each mask is cropped and scaled as its picture is
+    assert [i.name for i in images] == ["cat.jpg", "dog.png", "plain.png"]
+    cat, dog, plain = images
+    assert cat.mask.shape == (1, 64, 64) and cat.mask[0, 10, 5] == 1.0 and cat.mask[0, 10, 60] == 0.0
+    assert dog.mask[0, 10, 5] == 1.0 and dog.mask[0, 10, 60] == 0.0
+    assert plain.mask is None
+
+
+def test_a_mask_of_another_size_than_its_picture_is_named_with_both_sizes(tmp_path):
+    # Given a mask file that does not match its picture
+    save(tmp_path / "cat.png", (100, 100), (200, 100, 50))
+    save(tmp_path / "cat.mask.png", (50, 50), 255, mode="L")
+    # Then loading refuses, naming the mask, the picture and both sizes
+    with pytest.raises(ConceptDataError, match=r"cat\.mask\.png is 50x50 but its picture .*cat\.png is 100x100"):
+        load_concept_folder(tmp_path, resolution=64)

@@ -49,3 +49,34 @@ def test_min_snr_damps_only_the_low_noise_steps():
     assert weights[1] == 1.0
     v_weights = min_snr_weights(t, ALPHAS, gamma=5.0, prediction_type="v_prediction")
     assert torch.allclose(v_weights[1], (ALPHAS[999] / (1 - ALPHAS[999])) / (ALPHAS[999] / (1 - ALPHAS[999]) + 1))
+
+
+class Guess:
+    """A denoiser whose prediction is a tensor the test holds, to read the loss's gradient on each pixel."""
+
+    def __init__(self, prediction):
+        self.prediction_type, self.alphas_cumprod, self.prediction = "epsilon", ALPHAS, prediction
+
+    def __call__(self, noisy, timesteps, cond):
+        return self.prediction
+
+
+def test_pixels_outside_the_mask_get_no_gradient_and_do_not_count():
+    # Given a prediction, a target and a mask over the left half of the latent grid
+    latents, noise, t = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8), torch.tensor([300, 600])
+    prediction = torch.randn(2, 4, 8, 8, requires_grad=True)
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[..., :4] = 1
+    cond = Conditioning(torch.zeros(2, 77, 8))
+    # When the masked loss is taken and differentiated
+    loss = denoising_loss(Guess(prediction), latents, cond, t, noise, pixel_weights=mask)
+    loss.backward()
+    # Then the right half gets no gradient, the left half does, and the loss is the left half's mean error
+    assert torch.count_nonzero(prediction.grad[..., 4:]) == 0
+    assert torch.count_nonzero(prediction.grad[..., :4]) == prediction.grad[..., :4].numel()
+    expected = (prediction.detach() - noise)[..., :4].pow(2).mean()
+    assert torch.allclose(loss, expected)
+    # And a mask of ones is the plain loss
+    plain = denoising_loss(Guess(prediction), latents, cond, t, noise)
+    assert torch.allclose(denoising_loss(Guess(prediction), latents, cond, t, noise,
+                                         pixel_weights=torch.ones(2, 1, 8, 8)), plain)

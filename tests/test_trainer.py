@@ -200,6 +200,8 @@ def test_grad_accumulation_batches_and_min_snr_all_train(sd1, concept):
     ("steps", 0, "steps must be at least 1"),
     ("learning_rate", "0.1:5, x", "'x'"),
     ("template", "portrait", "object, style, captions"),
+    ("norm_control", "clamp", "norm_control must be one of off, rescale, penalty"),
+    ("unmasked_weight", 1.5, "unmasked_weight must be between 0"),
 ])
 def test_bad_settings_are_refused_before_any_work_naming_the_field(sd1, concept, field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -230,3 +232,72 @@ def test_v_prediction_models_train(sd2_vpred_model_dir, concept):
     assert host.prediction_type == "v_prediction"
     result = train_embedding(host.frozen_model(), concept, config(steps=2))
     assert result.embedding.family == "sd2" and result.embedding.vectors["clip_h"].shape == (1, 1024)
+
+
+def norms_over_median(model, vectors):
+    median = model.prompt_encoder.median_token_norms()["clip_l"]
+    return vectors["clip_l"].norm(dim=1) / median
+
+
+def test_rescale_keeps_every_vector_at_the_vocabularys_median_norm_and_the_file_says_so(sd1, concept):
+    # Given a learning rate high enough to make the vectors grow
+    model = sd1.frozen_model()
+    grown = train_embedding(model, concept, config(steps=6, learning_rate=0.5, num_vectors=2)).embedding
+    assert norms_over_median(model, grown.vectors).min() > 1.5
+    # When the same run rescales after every step
+    kept = train_embedding(model, concept, config(steps=6, learning_rate=0.5, num_vectors=2,
+                                                  norm_control="rescale")).embedding
+    # Then both vectors end at a typical word's norm, they still moved, and the metadata records it
+    assert torch.allclose(norms_over_median(model, kept.vectors), torch.ones(2), atol=1e-5)
+    assert not torch.equal(kept.vectors["clip_l"], initial_vectors(model, "toy", 2)["clip_l"])
+    assert kept.metadata["norm_control"] == "rescale"
+    assert kept.metadata["norm_to_median"] == {"clip_l": [1.0, 1.0]}
+    assert kept.metadata["median_token_norm"]["clip_l"] == pytest.approx(
+        model.prompt_encoder.median_token_norms()["clip_l"], rel=1e-4)
+    assert grown.metadata["norm_to_median"]["clip_l"] == [
+        round(float(r), 3) for r in norms_over_median(model, grown.vectors)]
+
+
+def test_the_norm_penalty_holds_the_vectors_near_the_init_words_norm(sd1, concept):
+    # Given the same fast-growing run with and without the penalty
+    model = sd1.frozen_model()
+    init = initial_vectors(model, "toy", 1)["clip_l"].norm()
+    free = train_embedding(model, concept, config(steps=8, learning_rate=0.2)).embedding
+    held = train_embedding(model, concept, config(steps=8, learning_rate=0.2, norm_control="penalty",
+                                                  norm_penalty=1000.0)).embedding
+    # Then the penalised word stays far closer to the init word's norm
+    drift = {name: abs(e.vectors["clip_l"].norm() / init - 1).item() for name, e in (("free", free), ("held", held))}
+    assert drift["held"] < drift["free"] / 3, drift
+    assert held.metadata["norm_penalty"] == 1000.0
+
+
+def test_a_mask_of_ones_trains_exactly_as_no_mask_and_masks_are_recorded(sd1, concept):
+    # Given the concept's pictures, once with a mask of ones over each
+    masked = [dataclasses.replace(image, mask=torch.ones_like(image.pixels[:1])) for image in concept]
+    # When both train
+    plain = train_embedding(sd1.frozen_model(), concept, config()).embedding
+    ones = train_embedding(sd1.frozen_model(), masked, config(unmasked_weight=0.25)).embedding
+    # Then the vectors agree, and only the masked run says it was masked
+    assert torch.allclose(plain.vectors["clip_l"], ones.vectors["clip_l"], atol=1e-6)
+    assert ones.metadata["masked"] is True and ones.metadata["unmasked_weight"] == 0.25
+    assert "masked" not in plain.metadata
+
+
+def test_a_mask_that_does_not_fit_its_picture_is_refused_naming_the_picture(sd1, concept):
+    wrong = [dataclasses.replace(concept[0], mask=torch.ones(1, 8, 8)), *concept[1:]]
+    with pytest.raises(ValueError, match=r"The mask of .* is 8x8 but the picture is 64x64"):
+        train_embedding(sd1.frozen_model(), wrong, config())
+
+
+class Advised(TrainingCallbacks):
+    def __init__(self):
+        self.warnings = []
+
+    def on_warning(self, message):
+        self.warnings.append(message)
+
+
+def test_a_run_whose_vectors_run_away_warns_once_what_to_change(sd1, concept):
+    advised = Advised()
+    train_embedding(sd1.frozen_model(), concept, config(steps=6, learning_rate=2.0), advised)
+    assert len(advised.warnings) == 1 and "norm of a typical word" in advised.warnings[0]

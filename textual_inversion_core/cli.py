@@ -13,6 +13,7 @@ from .formats import EMBEDDING_FORMATS, load_embedding, save_embedding
 from .inspection import inspect_embedding
 from .schedules import SCHEDULE_KINDS
 from .templates import TEMPLATE_KINDS
+from .training.norm_control import NORM_CONTROLS
 from .train_job import TrainJob, run_train_job
 from .training import DEFAULT_LEARNING_RATE, DEFAULT_STEPS, TrainingConfig
 
@@ -30,7 +31,8 @@ def cmd_train(args) -> int:
         learning_rate=args.lr, lr_schedule=args.lr_schedule, warmup_steps=args.warmup, batch_size=args.batch,
         grad_accum=args.grad_accum, max_grad_norm=args.max_grad_norm, template=args.template, seed=args.seed,
         min_snr_gamma=args.min_snr_gamma, flip=not args.no_flip, checkpoint_every=args.save_every,
-        preview_every=args.preview_every,
+        preview_every=args.preview_every, norm_control=args.norm_control, norm_penalty=args.norm_penalty,
+        unmasked_weight=args.unmasked_weight,
     )
     run_train_job(TrainJob(
         model=Path(args.model), images=Path(args.images), out=Path(args.out), config=config,
@@ -92,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--crop", choices=CROP_MODES, default="center")
     train.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation")
     train.add_argument("--template", choices=TEMPLATE_KINDS, default="object")
+    train.add_argument("--norm-control", choices=NORM_CONTROLS, default="off",
+                       help="keep the vectors the size of real words: rescale (to the vocabulary's median norm "
+                            "after every step) or penalty (a loss term towards the init word's norm)")
+    train.add_argument("--norm-penalty", type=float, default=0.1, help="the penalty's weight (default 0.1)")
+    train.add_argument("--unmasked-weight", type=float, default=0.0,
+                       help="with masks (each picture's alpha channel, or name.mask.png beside it): how much the "
+                            "loss outside the mask still counts, 0-1 (default 0)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--save-every", type=int, default=0, help="write a checkpoint every N steps")
     train.add_argument("--preview-every", type=int, default=0, help="render a preview every N steps")

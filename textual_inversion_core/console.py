@@ -40,8 +40,12 @@ class ConsoleProgress(TrainingCallbacks):
         done = report.step / report.total
         bar = "#" * int(done * 24)
         line = (f"step {report.step}/{report.total} [{bar:<24}] loss {report.loss:.4f} "
-                f"lr {report.learning_rate:.2e} {format_seconds(report.elapsed)}<{format_seconds(report.eta)}")
+                f"lr {report.learning_rate:.2e} norm {report.norm_ratio:.2f}x "
+                f"{format_seconds(report.elapsed)}<{format_seconds(report.eta)}")
         print(("\r" + line) if self.interactive else line, end="" if self.interactive else "\n",
               file=sys.stderr, flush=True)
         if self.interactive and report.step == report.total:
             print(file=sys.stderr)
+
+    def on_warning(self, message: str) -> None:
+        print(("\n" if self.interactive else "") + f"warning: {message}", file=sys.stderr, flush=True)

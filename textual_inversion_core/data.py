@@ -19,11 +19,16 @@ class ConceptDataError(UserError):
     """The concept pictures cannot be used as given; the message names the file or folder."""
 
 
+MASK_SUFFIX = ".mask"  # "cat.mask.png" is the mask of "cat.jpg"
+
+
 @dataclasses.dataclass
 class ConceptImage:
     pixels: torch.Tensor  # [3, H, W] float32 in [0, 1]
     caption: str = ""
     name: str = ""
+    # [1, H, W] float32 in [0, 1]: where the concept is, the loss's weight per pixel; None counts every pixel.
+    mask: torch.Tensor | None = None
 
 
 def check_resolution(resolution: int) -> None:
@@ -60,15 +65,52 @@ def pil_to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def list_concept_files(folder: Path) -> list[Path]:
+    """The pictures in ``folder``, without their masks."""
     return sorted(
         p
         for p in folder.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+        and not p.stem.lower().endswith(MASK_SUFFIX)
     )
 
 
+def has_transparency(image: Image.Image) -> bool:
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        return image.convert("RGBA").getchannel("A").getextrema()[0] < 255
+    return False
+
+
+def read_mask(picture: Path, opened: Image.Image, resolution: int, crop: str) -> torch.Tensor | None:
+    """The picture's mask at ``resolution``, cropped as the picture is: ``name.mask.png`` beside it (white where
+    the concept is), else the picture's own alpha channel where it has transparency; None without either."""
+    size = ImageOps.exif_transpose(opened).size
+    mask_files = sorted(m for m in picture.parent.glob(f"{picture.stem}{MASK_SUFFIX}.*")
+                        if m.suffix.lower() in IMAGE_SUFFIXES)
+    if mask_files:
+        try:
+            with Image.open(mask_files[0]) as mask_image:
+                mask_image = ImageOps.exif_transpose(mask_image)
+                grey = (mask_image.convert("RGBA").getchannel("A") if has_transparency(mask_image)
+                        else mask_image.convert("L"))
+        except (UnidentifiedImageError, OSError) as error:
+            raise ConceptDataError(f"Cannot read the mask {mask_files[0]}: {error}. Remove or replace it.") from error
+        if grey.size != size:
+            raise ConceptDataError(
+                f"The mask {mask_files[0]} is {grey.size[0]}x{grey.size[1]} but its picture {picture} is "
+                f"{size[0]}x{size[1]}; a mask must have its picture's size (white where the concept is, black "
+                "elsewhere)."
+            )
+    elif has_transparency(opened):
+        grey = ImageOps.exif_transpose(opened).convert("RGBA").getchannel("A")
+    else:
+        return None
+    mask = np.asarray(fit_to_square(grey, resolution, crop), dtype=np.float32) / 255.0
+    return torch.from_numpy(mask)[None].contiguous()
+
+
 def load_concept_folder(folder: str | Path, resolution: int = 512, crop: str = "center") -> list[ConceptImage]:
-    """Every picture in ``folder`` at ``resolution``, with the caption from ``name.txt`` beside it if any."""
+    """Every picture in ``folder`` at ``resolution``, with the caption from ``name.txt`` beside it if any, and
+    its mask from ``name.mask.png`` beside it or from its own alpha channel if any."""
     check_resolution(resolution)
     folder = Path(folder).expanduser()
     if not folder.is_dir():
@@ -84,6 +126,7 @@ def load_concept_folder(folder: str | Path, resolution: int = 512, crop: str = "
         try:
             with Image.open(path) as opened:
                 image = fit_to_square(to_rgb(opened), resolution, crop)
+                mask = read_mask(path, opened, resolution, crop)
         except Image.DecompressionBombError as error:
             raise ConceptDataError(
                 f"Cannot read the picture {path}: it has more pixels than the {2 * Image.MAX_IMAGE_PIXELS:,} "
@@ -94,5 +137,6 @@ def load_concept_folder(folder: str | Path, resolution: int = 512, crop: str = "
             raise ConceptDataError(f"Cannot read the picture {path}: {error}. Remove or replace it.") from error
         caption_file = path.with_suffix(".txt")
         caption = caption_file.read_text(encoding="utf-8").strip() if caption_file.is_file() else ""
-        images.append(ConceptImage(pil_to_tensor(image), caption=" ".join(caption.split()), name=path.name))
+        images.append(ConceptImage(pil_to_tensor(image), caption=" ".join(caption.split()), name=path.name,
+                                   mask=mask))
     return images

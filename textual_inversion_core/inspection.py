@@ -130,7 +130,12 @@ def readable_word(token: str) -> str:
 
 
 def median_token_norm(vocabulary: Vocabulary) -> float:
-    return vocabulary.table.float().norm(dim=1).median().item()
+    return median_row_norm(vocabulary.table)
+
+
+def median_row_norm(table: torch.Tensor) -> float:
+    """The median norm of a token-embedding table's rows: the size of a typical word."""
+    return table.detach().float().norm(dim=1).median().item()
 
 
 def nearest_words(vectors: torch.Tensor, vocabulary: Vocabulary, count: int = NEAREST) -> list[list[NearWord]]:

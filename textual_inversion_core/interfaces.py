@@ -31,6 +31,10 @@ class PromptEncoder(Protocol):
         """The token embeddings of an ordinary text (the init word), ``[tokens, width]`` float32 per encoder."""
         ...
 
+    def median_token_norms(self) -> dict[str, float]:
+        """Each encoder's median token-embedding norm over its vocabulary: the size of a real word."""
+        ...
+
     def encode(self, prompts: Sequence[str], token: str, vectors: dict[str, torch.Tensor]) -> Conditioning:
         """Encode ``prompts``; each occurrence of ``token`` stands for the ``n`` rows of ``vectors[name]``.
 

@@ -48,12 +48,22 @@ def denoising_loss(
     timesteps: torch.Tensor,
     noise: torch.Tensor,
     min_snr_gamma: float | None = None,
+    pixel_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean squared error of the denoiser's prediction for one batch, weighted per sample if asked."""
+    """Mean squared error of the denoiser's prediction for one batch, weighted per sample if asked.
+
+    ``pixel_weights`` (``[batch, 1, h, w]`` on the latent grid, e.g. a mask) make each sample's error a weighted
+    mean over its latent pixels: a pixel of weight 0 contributes nothing, not even through the normalisation.
+    """
     noisy = add_noise(latents, noise, timesteps, denoiser.alphas_cumprod)
     target = prediction_target(latents, noise, timesteps, denoiser.alphas_cumprod, denoiser.prediction_type)
     prediction = denoiser(noisy, timesteps, cond)
-    per_sample = (prediction.float() - target.float()).pow(2).flatten(1).mean(dim=1)
+    squared = (prediction.float() - target.float()).pow(2)
+    if pixel_weights is None:
+        per_sample = squared.flatten(1).mean(dim=1)
+    else:
+        weights = pixel_weights.to(squared.device, torch.float32).expand_as(squared)
+        per_sample = (squared * weights).flatten(1).sum(dim=1) / weights.flatten(1).sum(dim=1).clamp(min=1e-8)
     if min_snr_gamma:
         weights = min_snr_weights(timesteps, denoiser.alphas_cumprod, min_snr_gamma, denoiser.prediction_type)
         per_sample = per_sample * weights.to(per_sample.device)

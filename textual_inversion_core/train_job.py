@@ -90,7 +90,10 @@ def run_train_job(job: TrainJob) -> TrainingResult:
         raise OutputExists(f"would overwrite {', '.join(existing)}; choose another --out or pass --overwrite.")
     resume = load_embedding(job.resume) if job.resume else None
     images = load_concept_folder(job.images, job.resolution, job.crop)
-    print(f"{len(images)} pictures from {job.images} at {job.resolution}px", file=sys.stderr)
+    masked = sum(image.mask is not None for image in images)
+    print(f"{len(images)} pictures from {job.images} at {job.resolution}px"
+          + (f", {masked} with a mask (the loss outside counts {config.unmasked_weight:g}x)" if masked else ""),
+          file=sys.stderr)
 
     device = resolve_device(job.device)
     model = load_diffusers_model(job.model, device=device, dtype=weights_dtype(job.dtype, device))

@@ -120,6 +120,7 @@ app.registerExtension({
   setup() {
     api.addEventListener("textual_inversion.progress", onNodeMessage((run, m) => run.addStep(m)));
     api.addEventListener("textual_inversion.preview", onNodeMessage((run, m) => run.setPreview(m)));
+    api.addEventListener("textual_inversion.warning", onNodeMessage((run, m) => run.addWarning(m)));
     api.addEventListener("textual_inversion.done", onNodeMessage((run, m) => run.finish(m)));
     api.addEventListener("execution_error", onPromptEnded("failed", (m) => m.exception_message));
     api.addEventListener("execution_interrupted", onPromptEnded("stopped", () => null));

@@ -1,4 +1,5 @@
-// The panel on a Train Embedding node: loss chart, step / total, learning rate, time, and the latest preview.
+// The panel on a Train Embedding node: loss chart, step / total, the word's norm, learning rate, time, the
+// trainer's warnings, and the latest preview.
 
 import { api } from "../../scripts/api.js";
 import { drawLossChart, formatLoss } from "./loss_chart.js";
@@ -6,6 +7,7 @@ import { drawLossChart, formatLoss } from "./loss_chart.js";
 const WIDGET_NAME = "training_progress";
 const CHART_HEIGHT = 160;
 const TEXT_HEIGHT = 40;
+const WARNING_HEIGHT = 30; // each warning: two lines, the whole text on hover
 const PREVIEW_HEIGHT = 180;
 const MIN_NODE_WIDTH = 400;
 
@@ -16,6 +18,8 @@ const STYLE = `
 .ti-panel .ti-summary, .ti-panel .ti-timing { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .ti-panel .ti-summary { color: var(--input-text, #ddd); }
 .ti-panel[data-status="failed"] .ti-timing { color: var(--error-text, #f66); }
+.ti-panel .ti-warning { color: #e8b04a; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical;
+  overflow: hidden; flex: 0 0 auto; }
 .ti-panel figure { margin: 0; flex: 0 0 ${PREVIEW_HEIGHT}px; display: flex; flex-direction: column; min-height: 0; }
 .ti-panel figure[hidden] { display: none; }
 .ti-panel figure img { flex: 1 1 auto; min-height: 0; object-fit: contain; }
@@ -41,6 +45,7 @@ class TrainingPanel {
     this.summary.className = "ti-summary";
     this.timing = document.createElement("div");
     this.timing.className = "ti-timing";
+    this.warnings = document.createElement("div");
     this.figure = document.createElement("figure");
     this.figure.hidden = true;
     this.image = document.createElement("img");
@@ -49,12 +54,13 @@ class TrainingPanel {
     this.image.addEventListener("error", () => (this.figure.hidden = true));
     this.caption = document.createElement("figcaption");
     this.figure.append(this.image, this.caption);
-    this.element.append(this.canvas, this.summary, this.timing, this.figure);
+    this.element.append(this.canvas, this.summary, this.timing, this.warnings, this.figure);
     new ResizeObserver(() => this.draw()).observe(this.canvas);
   }
 
   get height() {
-    return CHART_HEIGHT + TEXT_HEIGHT + (this.figure.hidden ? 0 : PREVIEW_HEIGHT);
+    return CHART_HEIGHT + TEXT_HEIGHT + WARNING_HEIGHT * (this.run?.warnings?.length ?? 0) +
+      (this.figure.hidden ? 0 : PREVIEW_HEIGHT);
   }
 
   show(run) {
@@ -62,6 +68,16 @@ class TrainingPanel {
     this.summary.textContent = this.summary.title = summaryText(run);
     this.timing.textContent = this.timing.title = timingText(run); // the title: all of a long path on hover
     this.element.dataset.status = run.status;
+    const warnings = run.warnings ?? [];
+    if (this.warnings.childElementCount !== warnings.length) {
+      this.warnings.replaceChildren(...warnings.map(({ step, message }) => {
+        const line = document.createElement("div");
+        line.className = "ti-warning";
+        line.textContent = `step ${step}: ${message}`;
+        line.title = line.textContent;
+        return line;
+      }));
+    }
     const image = run.preview?.image;
     if (image && !this.image.src.endsWith(previewQuery(image))) {
       this.figure.hidden = false;
@@ -88,7 +104,8 @@ function previewQuery({ filename, subfolder, type }) {
 
 function summaryText(run) {
   const loss = run.lastLoss === null ? "" : ` · loss ${formatLoss(run.lastLoss)} (smoothed ${formatLoss(run.lastSmoothed)})`;
-  return `step ${run.step} / ${run.total}${loss}`;
+  const norm = run.norm == null ? "" : ` · norm ${run.norm.toFixed(2)}× a word's`;
+  return `step ${run.step} / ${run.total}${loss}${norm}`;
 }
 
 function timingText(run) {

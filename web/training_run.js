@@ -1,5 +1,5 @@
 // One training as the Train Embedding node shows it, built from the node's websocket messages
-// (textual_inversion.progress / .preview / .done), and kept in the browser so that a page reload shows the
+// (textual_inversion.progress / .preview / .warning / .done), and kept in the browser so that a page reload shows the
 // last run again.
 
 const STORAGE_KEY = "textual_inversion.runs";
@@ -21,11 +21,17 @@ export class TrainingRun {
     this.preview = null; // {step, image: {filename, subfolder, type}}
     this.finalLoss = null;
     this.smoothing = null; // {average, weight, count}: the running average behind the smoothed curve
+    this.norm = null; // the largest vector's norm over a typical word's (the vocabulary's median)
+    this.warnings = []; // [{step, message}]: what the trainer advises changing, each said once
   }
 
-  addStep({ step, total, loss, lr, elapsed, eta }) {
-    Object.assign(this, { step, total, lr, elapsed, eta, status: "running" });
+  addStep({ step, total, loss, lr, elapsed, eta, norm }) {
+    Object.assign(this, { step, total, lr, elapsed, eta, norm: norm ?? null, status: "running" });
     this.points.push([step, loss, this.#smooth(loss)]);
+  }
+
+  addWarning({ step, message }) {
+    this.warnings.push({ step, message });
   }
 
   // An exponential moving average, debiased so that it starts at the first losses rather than at zero.
@@ -71,11 +77,12 @@ export class TrainingRun {
   }
 
   toJSON() {
-    const { promptId, step, total, lr, elapsed, eta, status, detail, preview, finalLoss, smoothing } = this;
+    const { promptId, step, total, lr, elapsed, eta, status, detail, preview, finalLoss, smoothing, norm, warnings } =
+      this;
     const every = Math.ceil(this.points.length / MAX_STORED_POINTS);
     const points = this.points.filter((_, i) => i % every === 0 || i === this.points.length - 1);
     return { promptId, points: points.map(compactPoint), step, total, lr, elapsed, eta, status, detail, preview,
-      finalLoss, smoothing };
+      finalLoss, smoothing, norm, warnings };
   }
 
   static fromJSON(data) {

@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 
 from ...textual_inversion_core.families import ENCODER_WIDTHS
+from ...textual_inversion_core.inspection import median_row_norm
 from ...textual_inversion_core.interfaces import Conditioning
 from .pseudo_words import clip_tokenizers, tokenizer_with_word
 
@@ -32,6 +33,10 @@ class ComfyPromptEncoder:
             rows = table[torch.tensor(ids, dtype=torch.long, device=table.device)]
             result[name] = rows.detach().to(device="cpu", dtype=torch.float32).clone()
         return result
+
+    def median_token_norms(self) -> dict[str, float]:
+        return {name: median_row_norm(text_encoder(self._clip, name).transformer.get_input_embeddings().weight)
+                for name in self._tokenizers}
 
     def encode(self, prompts: Sequence[str], token: str, vectors: dict[str, torch.Tensor]) -> Conditioning:
         self._clip.tokenizer = tokenizer_with_word(self._tokenizer, token, vectors)

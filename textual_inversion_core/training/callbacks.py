@@ -15,6 +15,7 @@ class StepReport:
     learning_rate: float
     elapsed: float  # seconds since the first step of this run began
     eta: float  # seconds still to go at the pace so far
+    norm_ratio: float = 1.0  # the largest vector's norm over the vocabulary's median token norm
 
 
 class TrainingCallbacks:
@@ -30,6 +31,9 @@ class TrainingCallbacks:
 
     def on_step(self, report: StepReport) -> None:
         pass
+
+    def on_warning(self, message: str) -> None:
+        """Something about the run the user should change (a runaway norm, a plateau), said once."""
 
     def on_checkpoint(self, embedding: Embedding, step: int) -> None:
         pass

@@ -8,6 +8,7 @@ from ..errors import ConfigError
 from ..families import MAX_VECTORS
 from ..schedules import SCHEDULE_KINDS, make_schedule
 from ..templates import template_tokens
+from .norm_control import NORM_CONTROLS
 
 # Chosen with bench/recovery.py (a hidden word learned from 5 latents; share of the held-out loss gap closed,
 # 300 steps, batch 1): 5e-3 reached 0.9 after 40 steps on every seed tried and ended at 0.93-0.95, within 0.005
@@ -37,6 +38,9 @@ class TrainingConfig:
     flip: bool = True
     checkpoint_every: int = 0
     preview_every: int = 0
+    norm_control: str = "off"  # see norm_control.py: "off", "rescale" or "penalty"
+    norm_penalty: float = 0.1  # the penalty's weight, with norm_control "penalty"
+    unmasked_weight: float = 0.0  # with masks: how much the loss outside a picture's mask still counts
 
     def __post_init__(self) -> None:
         if not self.token.strip() or any(c.isspace() for c in self.token):
@@ -66,6 +70,15 @@ class TrainingConfig:
             raise ConfigError(f"max_grad_norm must be positive or None, got {self.max_grad_norm}.")
         if self.min_snr_gamma is not None and not self.min_snr_gamma > 0:
             raise ConfigError(f"min_snr_gamma must be positive or None, got {self.min_snr_gamma}.")
+        if self.norm_control not in NORM_CONTROLS:
+            raise ConfigError(f"norm_control must be one of {', '.join(NORM_CONTROLS)}, got {self.norm_control!r}.")
+        if not self.norm_penalty >= 0:
+            raise ConfigError(f"norm_penalty must be 0 or more, got {self.norm_penalty}.")
+        if not 0 <= self.unmasked_weight <= 1:
+            raise ConfigError(
+                f"unmasked_weight must be between 0 (the loss ignores everything outside the masks) and 1 (masks "
+                f"change nothing), got {self.unmasked_weight}."
+            )
         self.schedule()
 
     def schedule(self):

@@ -29,8 +29,10 @@ from ..interfaces import FrozenModel
 from ..objective import denoising_loss
 from ..precision import autocast, loss_scaler
 from ..templates import PromptTemplates
+from .advice import TrainingAdvisor
 from .callbacks import StepReport, TrainingCallbacks
 from .config import TrainingConfig
+from .norm_control import norm_penalty, norm_ratios, rescale_to
 
 Vectors = dict[str, torch.Tensor]
 
@@ -85,13 +87,33 @@ def cache_latents(model: FrozenModel, images: Sequence[ConceptImage], flip: bool
     return torch.cat(latents)
 
 
+def cache_masks(images: Sequence[ConceptImage], latent_size: Sequence[int], flip: bool) -> torch.Tensor | None:
+    """Each picture's mask (and its mirror image's) on the latent grid, in the order of ``cache_latents``, as the
+    share of each latent pixel's area that is masked in; None when no picture has a mask (a picture without one
+    counts everywhere)."""
+    if all(image.mask is None for image in images):
+        return None
+    masks = []
+    for image in images:
+        mask = image.mask if image.mask is not None else torch.ones_like(image.pixels[:1])
+        if mask.shape[1:] != image.pixels.shape[1:]:
+            raise ConceptDataError(
+                f"The mask of {image.name or 'a picture'} is {mask.shape[2]}x{mask.shape[1]} but the picture is "
+                f"{image.pixels.shape[2]}x{image.pixels.shape[1]}; give masks of the pictures' own size."
+            )
+        small = torch.nn.functional.interpolate(mask[None].float(), size=tuple(latent_size), mode="area")
+        masks += [small, small.flip(-1)] if flip else [small]
+    return torch.cat(masks)
+
+
 def batch_loss(model: FrozenModel, latents: torch.Tensor, prompts: Sequence[str], token: str, vectors: Vectors,
-               timesteps: torch.Tensor, noise: torch.Tensor, min_snr_gamma: float | None = None) -> torch.Tensor:
+               timesteps: torch.Tensor, noise: torch.Tensor, min_snr_gamma: float | None = None,
+               pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
     """The denoising loss of one batch, its forward passes in the model's compute dtype; backward from it reaches
     ``vectors`` alone. All the work of a training step but the optimiser's is here and in its backward."""
     with autocast(model.device, model.autocast_dtype):
         cond = model.prompt_encoder.encode(prompts, token, vectors)
-        return denoising_loss(model.denoiser, latents, cond, timesteps, noise, min_snr_gamma)
+        return denoising_loss(model.denoiser, latents, cond, timesteps, noise, min_snr_gamma, pixel_weights)
 
 
 def train_embedding(
@@ -115,9 +137,14 @@ def train_embedding(
         steps_done, base_metadata = 0, {}
     params = {name: torch.nn.Parameter(v.to(device, torch.float32).clone()) for name, v in start.items()}
     losses: list[float] = []
+    medians = model.prompt_encoder.median_token_norms()
+    if config.norm_control == "penalty":
+        rows = next(iter(start.values())).shape[0]
+        init_norms = {name: v.to(device).norm(dim=1)
+                      for name, v in initial_vectors(model, config.init_text, rows).items()}
 
     def word(vectors: Vectors, steps: int, losses: list[float]) -> Embedding:
-        return snapshot(config, model, vectors, steps, losses, base_metadata)
+        return snapshot(config, model, vectors, steps, losses, base_metadata, medians)
 
     if steps_done >= config.steps:
         return TrainingResult(word(params, steps_done, losses), losses, False, steps_done)
@@ -126,6 +153,12 @@ def train_embedding(
 
     # ---- the pictures, encoded once
     latents = cache_latents(model, images, config.flip)
+    masks = cache_masks(images, latents.shape[-2:], config.flip)
+    pixel_weights = None if masks is None else (config.unmasked_weight + (1 - config.unmasked_weight) * masks)
+    for key in ("masked", "unmasked_weight"):  # a resumed word's, which may have been trained otherwise
+        base_metadata.pop(key, None)
+    if masks is not None:
+        base_metadata.update(masked=True, unmasked_weight=config.unmasked_weight)
     if model.release_latent_encoder is not None and not config.preview_every:
         model.release_latent_encoder()
     callbacks.on_latents_cached()
@@ -135,6 +168,7 @@ def train_embedding(
     optimizer = torch.optim.AdamW(params.values(), lr=schedule(steps_done + 1), weight_decay=0.0)
     scaler = loss_scaler(device, model.autocast_dtype)
     num_timesteps = model.denoiser.alphas_cumprod.shape[0]
+    advisor = TrainingAdvisor(config.steps)
 
     # The vectors before the current step and before the one preceding it, with their step counts, for the
     # word kept when a step diverges.
@@ -161,10 +195,13 @@ def train_embedding(
                 noise = torch.randn((config.batch_size, *latents.shape[1:]), generator=generator)
                 prompts = [templates.prompt(captions[i], prompt_rng) for i in pick.tolist()]
                 loss = batch_loss(model, latents[pick], prompts, config.token, params, timesteps.to(device),
-                                  noise.to(device), config.min_snr_gamma) / config.grad_accum
+                                  noise.to(device), config.min_snr_gamma,
+                                  None if pixel_weights is None else pixel_weights[pick]) / config.grad_accum
                 scaler.scale(loss).backward()
                 step_losses.append(loss.detach())
             step_loss = torch.stack(step_losses).sum()
+            if config.norm_control == "penalty":
+                scaler.scale(norm_penalty(params, init_norms, config.norm_penalty)).backward()
 
             # ---- the update; float16's scaler skips one whose gradient overflowed and lowers its scale
             scaler.unscale_(optimizer)
@@ -173,6 +210,8 @@ def train_embedding(
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
+            if config.norm_control == "rescale":
+                rescale_to(params, medians)
 
             # ---- a non-finite loss condemns the vectors it was computed with, so the word kept is the one
             # before them; a finite loss with a non-finite update condemns only the update. The loss and the
@@ -191,8 +230,11 @@ def train_embedding(
 
             # ---- what the host sees of it
             elapsed = time.perf_counter() - started
+            norm_ratio = max(max(r) for r in norm_ratios(params, medians).values())
             callbacks.on_step(StepReport(step, config.steps, step_loss, lr, elapsed,
-                                         elapsed / (step - first_step + 1) * (config.steps - step)))
+                                         elapsed / (step - first_step + 1) * (config.steps - step), norm_ratio))
+            for warning in advisor.after_step(step, step_loss, norm_ratio, lr, config.norm_control):
+                callbacks.on_warning(warning)
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.steps:
                 callbacks.on_checkpoint(word(params, steps_done, losses), step)
             if config.preview_every and step % config.preview_every == 0:
@@ -211,7 +253,7 @@ def clone(params: Vectors) -> Vectors:
 
 
 def snapshot(config: TrainingConfig, model: FrozenModel, params: Vectors, steps_done: int, losses: list[float],
-             base_metadata: dict) -> Embedding:
+             base_metadata: dict, medians: dict[str, float]) -> Embedding:
     tail = losses[-max(1, len(losses) // 10):] if losses else []
     metadata = {
         **base_metadata,
@@ -225,7 +267,13 @@ def snapshot(config: TrainingConfig, model: FrozenModel, params: Vectors, steps_
         "seed": config.seed,
         "optimizer": "AdamW",
         "optimizer_state_kept": False,
+        "norm_control": config.norm_control,
+        # Each vector's norm as a multiple of a typical word's: above 2-3 a word tends to drown its prompt.
+        "norm_to_median": norm_ratios(params, medians),
+        "median_token_norm": {name: round(m, 5) for name, m in medians.items()},
     }
+    if config.norm_control == "penalty":
+        metadata["norm_penalty"] = config.norm_penalty
     if model.model_hash:
         metadata["base_model_hash"] = model.model_hash
     if losses:

@@ -13,7 +13,7 @@ import torch
 
 from ...embedding import check_fits_family, check_word
 from ...families import ENCODER_WIDTHS
-from ...inspection import Vocabulary
+from ...inspection import Vocabulary, median_row_norm
 from ...interfaces import Conditioning
 
 # A pipeline's tokenizer and text encoder for its first and second text encoder, by attribute (and folder) name.
@@ -103,6 +103,9 @@ class DiffusersPromptEncoder:
             ids = torch.tensor(encoder.token_ids(text), dtype=torch.long, device=table.device)
             result[encoder.name] = table[ids].detach().to(device="cpu", dtype=torch.float32).clone()
         return result
+
+    def median_token_norms(self) -> dict[str, float]:
+        return {e.name: median_row_norm(e.model.get_input_embeddings().weight) for e in self._encoders}
 
     def encode(self, prompts: Sequence[str], token: str, vectors: dict[str, torch.Tensor]) -> Conditioning:
         if isinstance(prompts, str):
