@@ -6,6 +6,7 @@ from comfy_api.latest import ComfyExtension, io
 
 from .apply_embedding import ApplyEmbedding
 from .combine_embeddings import CombineEmbeddings
+from .evaluate_embedding import EvaluateEmbedding
 from .inspect_embedding import InspectEmbedding
 from .load_concept_images import LoadConceptImages
 from .load_embedding import LoadEmbedding
@@ -16,4 +17,4 @@ from .train_embedding import TrainEmbedding
 class TextualInversionExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [LoadConceptImages, TrainEmbedding, ApplyEmbedding, SaveEmbedding, LoadEmbedding, InspectEmbedding,
-                CombineEmbeddings]
+                CombineEmbeddings, EvaluateEmbedding]

@@ -5,7 +5,8 @@ Messages (``PromptServer.send_sync``), all carrying ``node`` (the Train Embeddin
 - ``textual_inversion.progress`` once per step: ``step`` (1-based), ``total``, ``loss``, ``lr``, ``elapsed``, ``eta``,
   ``norm`` (the largest vector's norm over the vocabulary's median token norm);
 - ``textual_inversion.warning``: ``step`` and ``message``, what the trainer advises changing (said once each);
-- ``textual_inversion.preview``: ``step`` and ``image`` ({filename, subfolder, type: "temp"}, served by /view);
+- ``textual_inversion.preview``: ``step``, ``image`` ({filename, subfolder, type: "temp"}, served by /view: the
+  validation grid) and ``saved`` (where that step's word was kept, else null);
 - ``textual_inversion.done``: ``steps`` done, ``total``, ``final_loss`` (null before any step), ``stopped``
   (true when the user interrupted) and ``saved`` (where the unfinished word was kept, else null).
 """
@@ -44,12 +45,14 @@ class NodeTrainingProgress(TrainingCallbacks):
 
     interrupted_by = (comfy.model_management.InterruptProcessingException,)
 
-    def __init__(self, total: int, render_preview: Callable[[Embedding], Image.Image] | None):
+    def __init__(self, total: int, render_preview: Callable[[Embedding, int], Image.Image] | None,
+                 keep_word: Callable[[Embedding, int], str] | None = None):
         context = get_executing_context()
         self.node_id = context.node_id if context else None
         self.prompt_id = context.prompt_id if context else None
         self.total = total
         self.render_preview = render_preview
+        self.keep_word = keep_word
         self.progress_bar = comfy.utils.ProgressBar(total, node_id=self.node_id)
         self.steps_done = 0
         self.last_loss: float | None = None
@@ -77,8 +80,10 @@ class NodeTrainingProgress(TrainingCallbacks):
             return
         # Only the node's panel shows the preview, captioned with its step: a copy through the progress bar's
         # preview would show the same picture a second time on the node, without saying which step made it.
-        image = self.render_preview(embedding)
-        send("textual_inversion.preview", {**self._ids(), "step": step, "image": save_temp_picture(image)})
+        image = self.render_preview(embedding, step)
+        saved = self.keep_word(embedding, step) if self.keep_word else None
+        send("textual_inversion.preview", {**self._ids(), "step": step, "image": save_temp_picture(image),
+                                           "saved": saved})
 
     def should_stop(self) -> bool:
         return comfy.model_management.processing_interrupted()

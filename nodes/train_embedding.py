@@ -20,6 +20,7 @@ from ..textual_inversion_core.training import (
     train_embedding,
 )
 from ..textual_inversion_core.training.norm_control import NORM_CONTROLS
+from ..textual_inversion_core.validation import DEFAULT_GUIDANCE, Validation, validation_prompts
 from .comfy_host import frozen_model, preview, training_session
 from .comfy_host.embedding_folders import display_path, file_stem, save_new_embedding_file
 from .comfy_host.images import concept_images, picture_to_image
@@ -102,14 +103,16 @@ class TrainEmbedding(io.ComfyNode):
                     min=0,
                     max=1_000_000,
                     optional=True,
-                    tooltip="Render a preview picture every this many steps; 0 turns previews off.",
+                    tooltip="Validate every this many steps: render the preview prompts with the word so far, "
+                    "shown on the node with the step they came from; 0 turns previews off.",
                 ),
                 io.String.Input(
                     "preview_prompt",
                     default="",
+                    multiline=True,
                     optional=True,
-                    tooltip="The preview's prompt, with the token written as usual ([name] also works); empty "
-                    "uses 'a photo of <token>'.",
+                    tooltip="The validation prompts, one per line, with the token written as usual ([name] also "
+                    "works); empty uses 'a photo of <token>'. Each is rendered with the same seed every time.",
                 ),
                 io.Mask.Input(
                     "masks",
@@ -143,6 +146,19 @@ class TrainEmbedding(io.ComfyNode):
                     "norm_penalty", default=0.1, min=0.0, max=100.0, step=0.01, optional=True,
                     tooltip="The weight of the norm penalty (norm_control penalty).",
                 ),
+                io.String.Input(
+                    "preview_negative", default="", optional=True,
+                    tooltip="The validation's negative prompt.",
+                ),
+                io.Float.Input(
+                    "preview_cfg", default=DEFAULT_GUIDANCE, min=1.0, max=30.0, step=0.5, optional=True,
+                    tooltip="The validation's CFG scale.",
+                ),
+                io.Boolean.Input(
+                    "keep_previewed_words", default=False, optional=True,
+                    tooltip="Save the word of every validation step as embeddings/<token>_step<N>, to pick the "
+                    "best step afterwards with Load Embedding; existing files are never overwritten.",
+                ),
             ],
             outputs=[
                 EmbeddingSocket.Output("embedding", display_name="embedding"),
@@ -172,7 +188,8 @@ class TrainEmbedding(io.ComfyNode):
     def execute(cls, model, clip, vae, images, token, init_text, num_vectors, template, steps, learning_rate,
                 batch_size, seed, captions="", resume: Embedding | None = None, preview_every=0,
                 preview_prompt="", masks=None, unmasked_weight=0.0, norm_control="off",
-                norm_penalty=0.1) -> io.NodeOutput:
+                norm_penalty=0.1, preview_negative="", preview_cfg=DEFAULT_GUIDANCE,
+                keep_previewed_words=False) -> io.NodeOutput:
         config = training_config(token, init_text, num_vectors, template, steps, learning_rate, batch_size, seed,
                                  preview_every, norm_control, norm_penalty, unmasked_weight)
         token = config.token
@@ -180,12 +197,16 @@ class TrainEmbedding(io.ComfyNode):
         if resume is not None and resume.token != token:
             resume = resume.with_token(token)
         height, width = pictures[0].pixels.shape[1:]
-        prompt = preview.preview_prompt(preview_prompt, token)
+        validation = Validation(validation_prompts(preview_prompt, token), preview_negative, preview_cfg)
 
-        def render(embedding: Embedding):
-            return preview.render_preview(model, clip, vae, embedding, prompt, width, height, seed)
+        def render(embedding: Embedding, step: int):
+            return preview.render_validation(model, clip, vae, embedding, validation, width, height, seed, step)
 
-        progress = NodeTrainingProgress(config.steps, render if preview_every else None)
+        def keep(embedding: Embedding, step: int) -> str:
+            return display_path(save_new_embedding_file(embedding, f"{file_stem(token)}_step{step}"))
+
+        progress = NodeTrainingProgress(config.steps, render if preview_every else None,
+                                        keep if keep_previewed_words else None)
         log.info("Training %s from %d pictures (%dx%d), %d steps.", token, len(pictures), width, height, steps)
         with training_session(model, clip):
             try:

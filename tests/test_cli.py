@@ -68,7 +68,26 @@ def test_checkpoints_and_previews_land_beside_the_output(sd1_model_dir, pictures
     assert not (tmp_path / "ball-step4.safetensors").exists()  # the final step is the output itself
     for step in (2, 4):
         with Image.open(tmp_path / f"ball-preview-step{step}.png") as preview:
-            assert preview.size == (64, 64)
+            assert preview.size == (300 + 132, 132)  # one labelled row, the 64 px picture scaled to 128
+
+
+def test_validation_renders_every_prompt_and_keeps_each_steps_word(sd1_model_dir, pictures, tmp_path, capsys):
+    # Given two validation prompts, a negative prompt and a CFG scale, every 2 of 6 steps
+    out = tmp_path / "ball.safetensors"
+    assert train(sd1_model_dir, pictures, out, "--steps", "6", "--preview-every", "2",
+                 "--preview-prompt", "a photo of [name]", "--preview-prompt", "<ball> on a beach",
+                 "--preview-negative", "blurry", "--preview-cfg", "5") == 0
+    # Then each validation is a grid with a row per prompt, and the word of its step lies beside it
+    for step in (2, 4, 6):
+        with Image.open(tmp_path / f"ball-preview-step{step}.png") as grid:
+            assert grid.size == (300 + 132, 2 * 132)
+    for step in (2, 4):
+        assert load_embedding(tmp_path / f"ball-step{step}.safetensors").metadata["steps"] == step
+    assert not (tmp_path / "ball-step6.safetensors").exists()
+    # And a second run refuses up front to overwrite any of them, the kept words included
+    out.unlink()
+    assert train(sd1_model_dir, pictures, out, "--steps", "6", "--preview-every", "4") == 2
+    assert "ball-step4.safetensors" in capsys.readouterr().err and not out.exists()
 
 
 def test_bad_settings_exit_2_with_the_reason(sd1_model_dir, pictures, tmp_path, capsys):
@@ -120,3 +139,41 @@ def test_info_on_a_file_it_refuses_exits_non_zero_with_the_reason(tmp_path):
     run = subprocess.run([sys.executable, "-m", "textual_inversion_core", "info", str(broken)],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "broken.safetensors" in run.stderr
+
+
+@pytest.fixture(scope="module")
+def clip_vision_dir(tmp_path_factory):
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(0)
+    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                              image_size=32, patch_size=8, projection_dim=16)
+    folder = tmp_path_factory.mktemp("clip-vision")
+    CLIPVisionModelWithProjection(config).save_pretrained(folder)
+    return folder
+
+
+def test_evaluate_scores_the_word_against_its_init_word_with_a_local_clip_vision_model(clip_vision_dir, tmp_path,
+                                                                                        capsys):
+    # Given the concept's pictures, "generated" copies of them, and blank pictures for the init word
+    concept, word, init = (tmp_path / n for n in ("concept", "word", "init"))
+    draw_concept_pictures(concept, count=3, seed=0)
+    draw_concept_pictures(word, count=3, seed=0)
+    init.mkdir()
+    for i in range(3):
+        Image.new("RGB", (96, 80), (250, 250, 250)).save(init / f"blank{i}.png")
+    # When evaluated with a CLIP vision folder
+    args = ["evaluate", "--clip-vision", str(clip_vision_dir), "--concept", str(concept), "--generated", str(word),
+            "--init-generated", str(init)]
+    assert main([*args, "--json"]) == 0
+    score = json.loads(capsys.readouterr().out)
+    # Then the word's pictures (the concept's own) score above the init word's, and the text says both
+    assert score["similarity"] > score["init_similarity"] and score["generated"] == 3
+    assert main(args) == 0
+    assert "with the init word" in capsys.readouterr().out
+
+
+def test_evaluate_without_a_clip_vision_model_says_what_to_give(tmp_path, capsys):
+    assert main(["evaluate", "--clip-vision", str(tmp_path), "--concept", str(tmp_path), "--generated",
+                 str(tmp_path), "--init-generated", str(tmp_path)]) == 2
+    assert "not a CLIP vision model folder" in capsys.readouterr().err

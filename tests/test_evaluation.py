@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from textual_inversion_core.evaluation import Edit, image_similarity, score_word, share_showing
+from textual_inversion_core.evaluation import (
+    Edit, image_similarity, score_reconstruction, score_word, self_similarity, share_showing,
+)
 
 
 def flat(colour, count=4):
@@ -46,3 +48,20 @@ def test_editability_needs_the_edit_and_the_concept_together():
     # Then it reconstructs and is recognised, shows the edit, but not the edit with the concept kept
     assert scores.reconstruction > 0.99 and scores.recognised == 1.0
     assert scores.edited == 1.0 and scores.editability == 0.0
+
+
+def test_the_reconstruction_score_sets_the_word_beside_its_init_word_and_the_concepts_own_likeness():
+    # Given a red concept, pictures from a word that learned it (reddish) and from its init word (green)
+    red, reddish, green = flat((1.0, 0, 0)), flat((0.9, 0.1, 0)), flat((0, 1.0, 0))
+    score = score_reconstruction(mean_colour, reddish, green, red)
+    # Then the word scores near 1, the init word 0, and identical concept pictures are alike as can be
+    assert score.similarity == pytest.approx(image_similarity(mean_colour, reddish, red))
+    assert score.init_similarity == pytest.approx(0.0) and score.concept_similarity == pytest.approx(1.0)
+    assert (score.generated, score.concept_pictures) == (4, 4)
+    assert "the word gains +0.99" in score.text()
+
+
+def test_self_similarity_leaves_each_picture_out_of_its_own_comparison():
+    # Two red pictures and two green: each picture is like one other of the three
+    pictures = torch.cat([flat((1.0, 0, 0), 2), flat((0, 1.0, 0), 2)])
+    assert self_similarity(mean_colour, pictures) == pytest.approx(1 / 3)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
+
+import torch
 
 from .data import CROP_MODES
 from .errors import UserError
@@ -14,8 +17,12 @@ from .inspection import inspect_embedding
 from .schedules import SCHEDULE_KINDS
 from .templates import TEMPLATE_KINDS
 from .training.norm_control import NORM_CONTROLS
+from .validation import DEFAULT_GUIDANCE
 from .train_job import TrainJob, run_train_job
 from .training import DEFAULT_LEARNING_RATE, DEFAULT_STEPS, TrainingConfig
+
+
+EVALUATION_SIZE = 256  # pictures are read at this size; CLIP then takes its own square from the middle
 
 
 def learning_rate(text: str) -> float | str:
@@ -38,7 +45,8 @@ def cmd_train(args) -> int:
         model=Path(args.model), images=Path(args.images), out=Path(args.out), config=config,
         resolution=args.resolution, crop=args.crop, device=args.device, dtype=args.dtype, file_format=args.format,
         overwrite=args.overwrite, resume=Path(args.resume) if args.resume else None,
-        preview_prompt=args.preview_prompt,
+        preview_prompts=tuple(args.preview_prompt or ()), preview_negative=args.preview_negative,
+        preview_cfg=args.preview_cfg,
     ))
     return 0
 
@@ -60,6 +68,21 @@ def cmd_convert(args) -> int:
     out = Path(args.output)
     written = save_embedding(embedding, out, format=args.format, overwrite=args.overwrite)
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .clip_vision import load_clip_vision
+    from .data import load_concept_folder
+    from .evaluation import score_reconstruction
+
+    def pictures(folder: str):
+        return torch.stack([i.pixels for i in load_concept_folder(folder, resolution=EVALUATION_SIZE)])
+
+    extract = load_clip_vision(args.clip_vision)
+    score = score_reconstruction(extract, pictures(args.generated), pictures(args.init_generated),
+                                 pictures(args.concept))
+    print(json.dumps(dataclasses.asdict(score), indent=2) if args.json else score.text())
     return 0
 
 
@@ -103,8 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "loss outside the mask still counts, 0-1 (default 0)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--save-every", type=int, default=0, help="write a checkpoint every N steps")
-    train.add_argument("--preview-every", type=int, default=0, help="render a preview every N steps")
-    train.add_argument("--preview-prompt", default=None, help="default 'a photo of <token>'")
+    train.add_argument("--preview-every", type=int, default=0,
+                       help="every N steps, render the validation prompts into NAME-preview-stepN.png and keep that "
+                            "step's word as NAME-stepN.safetensors")
+    train.add_argument("--preview-prompt", action="append", default=None,
+                       help="a validation prompt with the token in it ([name] also works); repeat for several "
+                            "(default 'a photo of <token>')")
+    train.add_argument("--preview-negative", default="", help="the validation's negative prompt")
+    train.add_argument("--preview-cfg", type=float, default=DEFAULT_GUIDANCE,
+                       help=f"the validation's CFG scale (default {DEFAULT_GUIDANCE:g})")
     train.add_argument("--resume", default=None, help="an embedding file to continue training")
     train.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
     train.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
@@ -130,6 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--token", default=None, help="pick one placeholder, or rename the word")
     convert.add_argument("--overwrite", action="store_true")
     convert.set_defaults(run=cmd_convert)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="the paper's reconstruction score: CLIP image similarity of pictures made with the word to "
+                         "the concept's pictures, beside the init word's")
+    evaluate.add_argument("--clip-vision", required=True,
+                          help="a local CLIP vision folder (transformers), e.g. a saved openai/clip-vit-large-patch14")
+    evaluate.add_argument("--concept", required=True, help="the folder of the concept's own pictures")
+    evaluate.add_argument("--generated", required=True, help="a folder of pictures made with the word")
+    evaluate.add_argument("--init-generated", required=True,
+                          help="a folder of pictures made with the init word instead (the same prompts and seeds)")
+    evaluate.add_argument("--json", action="store_true", help="machine-readable output")
+    evaluate.set_defaults(run=cmd_evaluate)
 
     demo = commands.add_parser("demo", help="train a word offline: on the concept world when built (or --world), else on a small random model")
     demo.add_argument("--out", default="demo_output", help="folder for the demo's files (default demo_output)")

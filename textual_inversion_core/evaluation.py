@@ -28,6 +28,53 @@ def image_similarity(extract: FeatureExtractor, generated: torch.Tensor, referen
     return float((a @ b.T).mean())
 
 
+def self_similarity(extract: FeatureExtractor, pictures: torch.Tensor) -> float:
+    """Mean cosine similarity between the features of different pictures of one set: how alike the concept's own
+    pictures are, the most a generated picture can be expected to resemble them."""
+    if len(pictures) < 2:
+        raise ValueError("self_similarity needs at least two pictures")
+    with torch.no_grad():
+        f = torch.nn.functional.normalize(extract(pictures).float(), dim=-1)
+    pairs = f @ f.T
+    n = len(pictures)
+    return float((pairs.sum() - pairs.diagonal().sum()) / (n * (n - 1)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Reconstruction:
+    """The paper's image-similarity score of a word, beside the init word's (the start) and the concept's own
+    pictures' similarity among themselves (about the most to expect)."""
+
+    similarity: float
+    init_similarity: float
+    concept_similarity: float | None  # None with a single concept picture
+    generated: int
+    concept_pictures: int
+
+    def text(self) -> str:
+        lines = [
+            f"image similarity to the {self.concept_pictures} concept pictures, mean over {self.generated} "
+            f"pictures each:",
+            f"  with the word:      {self.similarity:.4f}",
+            f"  with the init word: {self.init_similarity:.4f}   (the word gains {self.similarity - self.init_similarity:+.4f})",
+        ]
+        if self.concept_similarity is not None:
+            lines.append(f"  the concept's own pictures among themselves: {self.concept_similarity:.4f}")
+        return "\n".join(lines)
+
+
+def score_reconstruction(extract: FeatureExtractor, generated: torch.Tensor, init_generated: torch.Tensor,
+                         concept: torch.Tensor) -> Reconstruction:
+    """``generated`` pictures made with the word and ``init_generated`` with the init word (the same prompts and
+    seeds), against the ``concept``'s own pictures."""
+    return Reconstruction(
+        similarity=image_similarity(extract, generated, concept),
+        init_similarity=image_similarity(extract, init_generated, concept),
+        concept_similarity=self_similarity(extract, concept) if len(concept) > 1 else None,
+        generated=len(generated), concept_pictures=len(concept),
+    )
+
+
 def share_showing(read: Reader, pictures: torch.Tensor, wanted: Mapping[str, str]) -> float:
     """The share of ``pictures`` in which the reader sees every attribute of ``wanted``."""
     if not wanted:

@@ -1,5 +1,6 @@
 """The command line's training job as one typed request: a local diffusers folder and a folder of pictures in,
-an embedding file, its checkpoints and previews, and a loss plot out. ``train`` and the demo both run it."""
+an embedding file, its checkpoints, its validation grids (each with the word of its step), and a loss plot out.
+``train`` and the demo both run it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .formats import load_embedding, save_embedding
 from .loss_plot import render_loss_plot
 from .precision import resolve_device, weights_dtype
 from .training import TrainingConfig, TrainingDiverged, TrainingResult, train_embedding
+from .validation import DEFAULT_GUIDANCE, Validation, validation_grid, validation_prompts
 
 
 class OutputExists(UserError, FileExistsError):
@@ -36,7 +38,13 @@ class TrainJob:
     file_format: str | None = None  # None: from the ending of ``out``
     overwrite: bool = False
     resume: Path | None = None  # an embedding file to go on training
-    preview_prompt: str | None = None  # None: "a photo of <token>"
+    preview_prompts: tuple[str, ...] = ()  # the validation prompts; none: "a photo of <token>"
+    preview_negative: str = ""
+    preview_cfg: float = DEFAULT_GUIDANCE
+
+    def validation(self) -> Validation:
+        return Validation(validation_prompts(self.preview_prompts, self.config.token), self.preview_negative,
+                          self.preview_cfg)
 
     def checkpoint_path(self, step: int) -> Path:
         return self.out.with_name(f"{self.out.stem}-step{step}{self.out.suffix}")
@@ -50,9 +58,11 @@ class TrainJob:
     def planned_outputs(self) -> list[Path]:
         config = self.config
         paths = [self.out, self.loss_plot_path()]
-        if config.checkpoint_every:
-            paths += [self.checkpoint_path(s) for s in range(config.checkpoint_every, config.steps,
-                                                              config.checkpoint_every)]
+        snapshots = set()
+        for every in (config.checkpoint_every, config.preview_every):
+            if every:
+                snapshots |= set(range(every, config.steps, every))
+        paths += [self.checkpoint_path(s) for s in sorted(snapshots)]
         if config.preview_every:
             paths += [self.preview_path(s) for s in range(config.preview_every, config.steps + 1,
                                                            config.preview_every)]
@@ -65,6 +75,7 @@ class JobCallbacks(ConsoleProgress):
     def __init__(self, job: TrainJob, preview, started: float):
         super().__init__()
         self.job, self.preview, self.started = job, preview, started
+        self.saved_steps: set[int] = set()
 
     def on_latents_cached(self) -> None:
         print(f"pictures encoded; the first step starts {time.perf_counter() - self.started:.1f} s after the job "
@@ -73,9 +84,13 @@ class JobCallbacks(ConsoleProgress):
     def on_checkpoint(self, embedding: Embedding, step: int) -> None:
         save_embedding(embedding, self.job.checkpoint_path(step), format=self.job.file_format,
                        overwrite=self.job.overwrite)
+        self.saved_steps.add(step)
 
     def on_preview(self, embedding: Embedding, step: int) -> None:
-        self.preview(embedding).save(self.job.preview_path(step))
+        self.preview(embedding, step).save(self.job.preview_path(step))
+        # The word the grid shows, to choose afterwards; the last step's word is the job's own output.
+        if step < self.job.config.steps and step not in self.saved_steps:
+            self.on_checkpoint(embedding, step)
 
 
 def run_train_job(job: TrainJob) -> TrainingResult:
@@ -100,9 +115,15 @@ def run_train_job(job: TrainJob) -> TrainingResult:
     frozen = model.frozen_model(release_vae_when_cached=True)
     print(f"model: {job.model} ({frozen.family}, {model.prediction_type}, {model.dtype}) on {frozen.device}, "
           f"loaded in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    prompt = job.preview_prompt or f"a photo of {config.token}"
-    callbacks = JobCallbacks(job, lambda embedding: model.render_preview(embedding, prompt, seed=config.seed,
-                                                                         resolution=job.resolution), started)
+    validation = job.validation()
+
+    def render_validation(embedding: Embedding, step: int):
+        pictures = model.render_pictures(embedding, validation.prompts, [config.seed] * len(validation.prompts),
+                                         resolution=job.resolution, guidance_scale=validation.guidance_scale,
+                                         negative_prompt=validation.negative_prompt)
+        return validation_grid(validation, pictures, step)
+
+    callbacks = JobCallbacks(job, render_validation, started)
 
     previous = signal.signal(signal.SIGINT, callbacks.request_stop)
     try:

@@ -23,7 +23,9 @@ const STYLE = `
 .ti-panel figure { margin: 0; flex: 0 0 ${PREVIEW_HEIGHT}px; display: flex; flex-direction: column; min-height: 0; }
 .ti-panel figure[hidden] { display: none; }
 .ti-panel figure img { flex: 1 1 auto; min-height: 0; object-fit: contain; }
-.ti-panel figcaption { text-align: center; }
+.ti-panel figcaption { display: flex; align-items: center; justify-content: center; gap: 6px; }
+.ti-panel figcaption button { font: inherit; padding: 0 6px; cursor: pointer; }
+.ti-panel figcaption button:disabled { opacity: 0.3; cursor: default; }
 `;
 
 function addStyleOnce() {
@@ -52,7 +54,13 @@ class TrainingPanel {
     this.image.alt = "preview";
     // Temp pictures are gone after a server restart: hide the preview rather than show a broken picture.
     this.image.addEventListener("error", () => (this.figure.hidden = true));
+    // The latest validation grid, or an earlier one the user steps back to: which step did best?
     this.caption = document.createElement("figcaption");
+    this.earlier = navigationButton("◀", "an earlier validation", () => this.pick(-1));
+    this.later = navigationButton("▶", "a later validation", () => this.pick(+1));
+    this.captionText = document.createElement("span");
+    this.caption.append(this.earlier, this.captionText, this.later);
+    this.picked = null; // index into run.previews; null follows the latest
     this.figure.append(this.image, this.caption);
     this.element.append(this.canvas, this.summary, this.timing, this.warnings, this.figure);
     new ResizeObserver(() => this.draw()).observe(this.canvas);
@@ -78,12 +86,7 @@ class TrainingPanel {
         return line;
       }));
     }
-    const image = run.preview?.image;
-    if (image && !this.image.src.endsWith(previewQuery(image))) {
-      this.figure.hidden = false;
-      this.image.src = api.apiURL(`/view?${previewQuery(image)}`);
-    }
-    if (run.preview) this.caption.textContent = `preview at step ${run.preview.step}`;
+    this.showPreview();
     if (!this.drawPending) {
       this.drawPending = true;
       requestAnimationFrame(() => {
@@ -96,6 +99,40 @@ class TrainingPanel {
   draw() {
     if (this.run) drawLossChart(this.canvas, this.run);
   }
+
+  pick(direction) {
+    const previews = this.run?.previews ?? [];
+    const current = this.picked ?? previews.length - 1;
+    const next = Math.min(previews.length - 1, Math.max(0, current + direction));
+    this.picked = next === previews.length - 1 ? null : next;
+    this.showPreview();
+  }
+
+  showPreview() {
+    const previews = this.run.previews?.length ? this.run.previews : this.run.preview ? [this.run.preview] : [];
+    if (!previews.length) return;
+    const index = this.picked ?? previews.length - 1;
+    const { step, image, saved } = previews[index];
+    if (!this.image.src.endsWith(previewQuery(image))) {
+      this.figure.hidden = false;
+      this.image.src = api.apiURL(`/view?${previewQuery(image)}`);
+    }
+    const which = previews.length > 1 ? ` (${index + 1} of ${previews.length})` : "";
+    this.captionText.textContent = `validation at step ${step}${which}${saved ? ` · kept as ${saved}` : ""}`;
+    this.earlier.disabled = index === 0;
+    this.later.disabled = index === previews.length - 1;
+  }
+}
+
+function navigationButton(label, title, onClick) {
+  const button = document.createElement("button");
+  button.textContent = label;
+  button.title = title;
+  button.addEventListener("click", (event) => {
+    event.stopPropagation(); // a click on the node's panel is not a click on the canvas
+    onClick();
+  });
+  return button;
 }
 
 function previewQuery({ filename, subfolder, type }) {

@@ -6,6 +6,7 @@ const STORAGE_KEY = "textual_inversion.runs";
 const MAX_STORED_RUNS = 20;
 // Enough for a curve as wide as a node; a longer run is kept as every k-th step (the chart cannot show more).
 const MAX_STORED_POINTS = 1000;
+const MAX_PREVIEWS = 100; // the validation grids a run keeps to look back at, newest last
 
 export class TrainingRun {
   constructor(promptId) {
@@ -18,7 +19,8 @@ export class TrainingRun {
     this.eta = null;
     this.status = "running"; // running | done | stopped | failed
     this.detail = null; // why it failed, or where a stopped run's word was saved
-    this.preview = null; // {step, image: {filename, subfolder, type}}
+    this.preview = null; // the latest validation: {step, image: {filename, subfolder, type}, saved}
+    this.previews = []; // every validation so far, oldest first, so the user can see which step did best
     this.finalLoss = null;
     this.smoothing = null; // {average, weight, count}: the running average behind the smoothed curve
     this.norm = null; // the largest vector's norm over a typical word's (the vocabulary's median)
@@ -50,8 +52,9 @@ export class TrainingRun {
     return s.average / (1 - s.weight ** s.count);
   }
 
-  setPreview({ step, image }) {
-    this.preview = { step, image };
+  setPreview({ step, image, saved }) {
+    this.preview = { step, image, saved: saved ?? null };
+    this.previews = [...(this.previews ?? []), this.preview].slice(-MAX_PREVIEWS);
   }
 
   finish({ steps, total, final_loss, stopped, saved }) {
@@ -77,12 +80,12 @@ export class TrainingRun {
   }
 
   toJSON() {
-    const { promptId, step, total, lr, elapsed, eta, status, detail, preview, finalLoss, smoothing, norm, warnings } =
-      this;
+    const { promptId, step, total, lr, elapsed, eta, status, detail, preview, previews, finalLoss, smoothing, norm,
+      warnings } = this;
     const every = Math.ceil(this.points.length / MAX_STORED_POINTS);
     const points = this.points.filter((_, i) => i % every === 0 || i === this.points.length - 1);
     return { promptId, points: points.map(compactPoint), step, total, lr, elapsed, eta, status, detail, preview,
-      finalLoss, smoothing, norm, warnings };
+      previews, finalLoss, smoothing, norm, warnings };
   }
 
   static fromJSON(data) {

@@ -19,12 +19,16 @@ NODES = {
         ["model", "clip", "vae", "images", "token", "init_text", "num_vectors", "template", "steps",
          "learning_rate", "batch_size", "seed"],
         ["captions", "resume", "preview_every", "preview_prompt", "masks", "unmasked_weight", "norm_control",
-         "norm_penalty"],
+         "norm_penalty", "preview_negative", "preview_cfg", "keep_previewed_words"],
         ["embedding", "loss_graph"],
     ),
     "TextualInversionApplyEmbedding": ("Apply Embedding", ["clip", "embedding"], ["token"], ["clip"]),
     "TextualInversionSaveEmbedding": ("Save Embedding", ["embedding", "filename_prefix"], [], []),
     "TextualInversionLoadEmbedding": ("Load Embedding", ["embedding_name"], ["token"], ["embedding"]),
+    "TextualInversionEvaluateEmbedding": (
+        "Evaluate Embedding", ["clip_vision", "concept_images", "generated", "init_generated"], [],
+        ["similarity", "init_similarity", "report"],
+    ),
 }
 
 

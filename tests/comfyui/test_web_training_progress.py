@@ -51,7 +51,8 @@ QUEUE_SHORT_TRAINING = """async ({template, widgets}) => {
 RUN_ON_NODE = """(id) => {
   const run = window.comfyAPI.app.app.rootGraph.getNodeById(id)?.trainingRun;
   return run ? {steps: run.points.map(([step]) => step), step: run.step, total: run.total, lr: run.lr,
-                elapsed: run.elapsed, status: run.status, preview: run.preview} : null;
+                elapsed: run.elapsed, status: run.status, preview: run.preview,
+                previewSteps: (run.previews ?? []).map(p => p.step), norm: run.norm} : null;
 }"""
 
 # Pixels of the smoothed curve's blue on the node's chart, and whether the preview picture has loaded.
@@ -165,7 +166,10 @@ def test_train_embedding_node_shows_its_training_live_and_after_a_reload(server,
     page.wait_for(f"id => ({PANEL_PIXELS})(id).previewShown", node_id, 30)
     panel = page.evaluate(PANEL_PIXELS, node_id)
     assert panel["blue"] > 100
-    assert run["preview"]["step"] == STEPS and f"preview at step {STEPS}" in panel["text"]
+    assert run["preview"]["step"] == STEPS and f"validation at step {STEPS} (2 of 2)" in panel["text"]
+    # every validation is kept, with the step it came from, and the word's size beside a typical word's is shown
+    assert run["previewSteps"] == [PREVIEW_EVERY, STEPS]
+    assert run["norm"] > 0 and re.search(r"norm \d+\.\d\d× a word's", panel["text"])
     assert f"step {STEPS} / {STEPS}" in panel["text"] and "done in" in panel["text"]
     # the node has grown to hold chart and preview with room to spare around it in the example's layout,
     assert page.evaluate(NODES_CLOSE_TO, {"id": node_id, "margin": 20}) == []

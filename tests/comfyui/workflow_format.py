@@ -12,6 +12,7 @@ from pathlib import Path
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 FRONTEND_ONLY_NODES = {"Note", "MarkdownNote"}
+_MISSING = object()
 
 
 def is_widget(spec: list) -> bool:
@@ -31,9 +32,13 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
         values = iter(node.get("widgets_values", []))
         for name, spec in specs.items():
             if is_widget(spec):
-                inputs[name] = next(values)
+                # A workflow saved before a widget was added has no value for it: the widget keeps its default.
+                value = next(values, _MISSING)
+                if value is _MISSING:
+                    break
+                inputs[name] = value
                 if has_control_widget(name, spec):
-                    next(values)
+                    next(values, None)
         for socket in node.get("inputs", []):
             if socket.get("link") is not None:
                 _, source, output, *_ = links[socket["link"]]

@@ -53,7 +53,7 @@ def run_world_demo(out: Path, steps: int | None = None, overwrite: bool = False)
     from ..embedding import Embedding
     from ..hosts.diffusers import load_diffusers_model
     from .world.exam import model_answers, word_exam, write_concept_folder
-    from .world.grid import picture_grid
+    from ..picture_grid import picture_grid
     from .world.model import build_world_model
     from .world.scenes import make_world
 

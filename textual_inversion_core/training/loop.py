@@ -214,10 +214,12 @@ def train_embedding(
                 rescale_to(params, medians)
 
             # ---- a non-finite loss condemns the vectors it was computed with, so the word kept is the one
-            # before them; a finite loss with a non-finite update condemns only the update. The loss and the
-            # vectors' finiteness come back together: the step's one wait for the device.
+            # before them; a finite loss with a non-finite update condemns only the update. The loss, the
+            # vectors' finiteness and their largest norm come back together: the step's one wait for the device.
             vectors_finite = torch.stack([torch.isfinite(p).all() for p in params.values()]).all()
-            step_loss, vectors_finite = torch.stack([step_loss.float(), vectors_finite.float()]).tolist()
+            largest = torch.stack([p.detach().norm(dim=1).max() / medians[name] for name, p in params.items()]).max()
+            step_loss, vectors_finite, norm_ratio = torch.stack(
+                [step_loss.float(), vectors_finite.float(), largest.float()]).tolist()
             if not (math.isfinite(step_loss) and vectors_finite):
                 kept, kept_steps = older if not math.isfinite(step_loss) else before
                 raise TrainingDiverged(
@@ -230,7 +232,6 @@ def train_embedding(
 
             # ---- what the host sees of it
             elapsed = time.perf_counter() - started
-            norm_ratio = max(max(r) for r in norm_ratios(params, medians).values())
             callbacks.on_step(StepReport(step, config.steps, step_loss, lr, elapsed,
                                          elapsed / (step - first_step + 1) * (config.steps - step), norm_ratio))
             for warning in advisor.after_step(step, step_loss, norm_ratio, lr, config.norm_control):

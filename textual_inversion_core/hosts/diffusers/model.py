@@ -83,10 +83,11 @@ class DiffusersModel:
                               steps=steps, resolution=resolution, guidance_scale=guidance_scale)
 
     def render_pictures(self, embedding: Embedding, prompts, seeds, steps: int = 20, resolution: int | None = None,
-                        guidance_scale: float = 7.5):
+                        guidance_scale: float = 7.5, negative_prompt: str = ""):
         """A ``[N, 3, H, W]`` batch in [0, 1], one picture per prompt and seed (see ``preview.render_pictures``)."""
         return render_pictures(self.pipeline, self.prompt_encoder, self.family, embedding, prompts, seeds,
-                               steps=steps, resolution=resolution, guidance_scale=guidance_scale)
+                               steps=steps, resolution=resolution, guidance_scale=guidance_scale,
+                               negative_prompt=negative_prompt)
 
 
 def _pipeline_family(pipeline: DiffusionPipeline) -> str:

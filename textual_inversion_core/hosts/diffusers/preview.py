@@ -23,6 +23,7 @@ def render_pictures(
     steps: int = 20,
     resolution: int | None = None,
     guidance_scale: float = 7.5,
+    negative_prompt: str = "",
 ) -> torch.Tensor:
     """One picture per prompt and seed, as a ``[N, 3, H, W]`` float batch in [0, 1], in which the bare
     ``embedding.token`` stands for the embedding's vectors (a prompt without it is an ordinary prompt).
@@ -36,10 +37,11 @@ def render_pictures(
     vectors = {name: embedding.vectors[name] for name in prompt_encoder.encoder_widths}
     cond = prompt_encoder.encode(list(prompts), embedding.token, vectors)
     size = resolution or pipeline.unet.config.sample_size * pipeline.vae_scale_factor
-    # The negative (empty) prompt is left to the pipeline, which encodes or zeroes it as it always does.
+    # The negative prompt is left to the pipeline, which encodes it (or zeroes an empty one) as it always does.
     extra = {"pooled_prompt_embeds": cond.pooled} if family == "sdxl" else {}
     latents = pipeline(
         prompt_embeds=cond.context,
+        negative_prompt=[negative_prompt] * len(prompts) if negative_prompt else None,
         **extra,
         height=size,
         width=size,
