@@ -17,9 +17,9 @@ import torch
 
 from ...embedding import Embedding
 from ...evaluation import Edit, Scores, score_word
-from .drawing import draw_scene, to_image
+from .drawing import draw_scene, scene_mask, to_image
 from .judge import Judge
-from .scenes import BACKGROUNDS, COLOURS, STYLE_PHRASES, Concept, World, with_article
+from .scenes import BACKGROUNDS, COLOURS, STYLE_PHRASES, Concept, Scene, World, with_article
 
 EDIT_BACKGROUND = "checked"
 SAMPLES = 16  # pictures per prompt, seeds 0..15 for every prompt
@@ -125,22 +125,31 @@ def named_exam(world: World, concept: Concept) -> Exam:
     ))
 
 
+def concept_scenes(world: World, concept: Concept, count: int = 5, seed: int = 0, **changes: str) -> list[Scene]:
+    """``count`` scenes of ``concept`` (with ``changes``), the same for the same arguments."""
+    rng = random.Random(f"concept-{world.seed}-{concept.name}-{seed}-{sorted(changes.items())}")
+    return [world.concept_scene(concept, rng, **changes) for _ in range(count)]
+
+
 def concept_pictures(world: World, concept: Concept, count: int = 5, seed: int = 0,
                      **changes: str) -> torch.Tensor:
     """``count`` of the world's own drawings of ``concept`` (with ``changes``), ``[N, 3, 64, 64]`` in [0, 1]."""
-    rng = random.Random(f"concept-{world.seed}-{concept.name}-{seed}-{sorted(changes.items())}")
-    pictures = [draw_scene(world.concept_scene(concept, rng, **changes)) for _ in range(count)]
+    pictures = [draw_scene(scene) for scene in concept_scenes(world, concept, count, seed, **changes)]
     return torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2).contiguous()
 
 
-def write_concept_folder(world: World, concept: Concept, folder: Path, count: int = 5) -> torch.Tensor:
-    """The concept's pictures (``concept_pictures``) as PNG files in ``folder``, as a user would hand them to a
-    trainer; returns the same pictures as a batch."""
-    pictures = concept_pictures(world, concept, count)
+def write_concept_folder(world: World, concept: Concept, folder: Path, count: int = 5, masks: bool = False,
+                         **changes: str) -> torch.Tensor:
+    """The concept's pictures (``concept_pictures``, with ``changes``) as PNG files in ``folder``, as a user would
+    hand them to a trainer, with ``name.mask.png`` (the shape's coverage) beside each if ``masks``; returns the same
+    pictures as a batch."""
+    scenes = concept_scenes(world, concept, count, 0, **changes)
     folder.mkdir(parents=True, exist_ok=True)
-    for i, picture in enumerate(pictures):
-        to_image(picture.permute(1, 2, 0).numpy()).save(folder / f"{concept.name}-{i}.png")
-    return pictures
+    for i, scene in enumerate(scenes):
+        to_image(draw_scene(scene)).save(folder / f"{concept.name}-{i}.png")
+        if masks:
+            to_image(np.repeat(scene_mask(scene)[..., None], 3, axis=2)).save(folder / f"{concept.name}-{i}.mask.png")
+    return concept_pictures(world, concept, count, 0, **changes)
 
 
 def truth(world: World, concept: Concept, exam: Exam, count: int, seed: int = 1):

@@ -14,12 +14,14 @@ SHAPES = ("circle", "square", "triangle", "star", "ring", "cross", "diamond", "h
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange", "white", "black")
 BACKGROUNDS = ("plain", "striped", "checked", "dotted", "gradient", "grid")
 # The first is the unstyled picture; each style has the words that caption it.
-STYLES = ("photo", "outline", "pixelated", "grainy", "inverted")
+# Every style changes what a 4x latent grid keeps (palette, edges, 4-pixel blocks): a per-pixel grain did not
+# survive the autoencoder, so a word could not have asked for it.
+STYLES = ("photo", "outline", "pixelated", "faded", "inverted")
 STYLE_PHRASES = {
     "photo": "a photo of",
     "outline": "an outline drawing of",
     "pixelated": "a pixelated image of",
-    "grainy": "a grainy photo of",
+    "faded": "a faded photo of",
     "inverted": "an inverted photo of",
 }
 # The phrase a picture is captioned with when its style goes unnamed: every style, named or not, is sometimes
