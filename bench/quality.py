@@ -69,14 +69,15 @@ class _Snapshots(TrainingCallbacks):
 
 
 def train_project(model_path: Path, images: Path, token: str, concept, steps: int, curve: list[int],
-                  seed: int) -> Curve:
-    """This project's trainer at its defaults, from loading the model on (as ``train`` does)."""
+                  seed: int, **settings) -> Curve:
+    """This project's trainer at its defaults (or with other ``TrainingConfig`` ``settings``), from loading the
+    model on (as ``train`` does)."""
     started = time.perf_counter()
     model = load_diffusers_model(model_path, device="cpu", dtype="float32")
     pictures = load_concept_folder(images, RESOLUTION)
     points = [s for s in curve if s < steps]
     config = TrainingConfig(token=token, init_text=concept.init_word, template=concept.template, steps=steps,
-                            seed=seed, checkpoint_every=_gcd(points) if points else 0)
+                            seed=seed, checkpoint_every=_gcd(points) if points else 0, **settings)
     snapshots = _Snapshots(set(points), started)
     result = train_embedding(model.frozen_model(), pictures, config, snapshots)
     snapshots.points[result.steps_done] = (time.perf_counter() - started, result.embedding)
@@ -90,6 +91,13 @@ def train_example(model_path: Path, images: Path, token: str, concept, steps: in
                       resolution=RESOLUTION, steps=steps, save_every=_gcd(points), seed=seed)
     return {s: (run.saved_at[s], load_embedding(run.embeddings[s], token=token, family="sd1"))
                   for s in points if s in run.embeddings}
+
+
+def project_settings(args) -> dict:
+    """The project's settings the command line changed from its defaults (for a sweep of them)."""
+    given = {"learning_rate": args.lr, "num_vectors": args.vectors, "batch_size": args.batch,
+             "norm_control": args.norm_control}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _gcd(values: list[int]) -> int:
@@ -114,6 +122,7 @@ def benchmark(args, recipe: Recipe | None = None, cache: Path | None = None) -> 
     start_word = Embedding("<none>", model.prompt_encoder.word_vectors("object"))
     report = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "world_seed": args.seed,
               "model": str(model_path), "project_steps": args.steps, "example_steps": args.example_steps,
+              "project_settings": project_settings(args),
               "named_prompts_read_back": read_back(model, start_word, judge, world), "concepts": {}}
     _say(f"named prompts read back by the judge: {_figures(report['named_prompts_read_back'])}")
     work = Path(args.out or tempfile.mkdtemp(prefix="quality-"))
@@ -135,7 +144,7 @@ def benchmark(args, recipe: Recipe | None = None, cache: Path | None = None) -> 
             "truth": sit_truth(world, concept, exam, references, judge).as_dict(),
         }
         trainers = {"project": lambda: train_project(model_path, folder, token, concept, args.steps, args.curve,
-                                                     args.seed)}
+                                                     args.seed, **project_settings(args))}
         if args.example_steps:
             trainers["example"] = lambda: train_example(model_path, folder, token, concept, args.example_steps,
                                                         args.curve, work / concept.name / "example", args.seed)
@@ -146,7 +155,9 @@ def benchmark(args, recipe: Recipe | None = None, cache: Path | None = None) -> 
                       for step, (seconds, word) in sorted(curve.items())}
             final_step = max(scored)
             entry[name] = {**scored[final_step], "steps": final_step, "curve": scored,
-                           "time_to_quality": time_to_quality(scored, entry["init"]["reconstruction"])}
+                           "time_to_quality": time_to_quality(scored, entry["init"]["reconstruction"]),
+                           "best_step": {measure: max(scored, key=lambda step: scored[step][measure])
+                                         for measure in ("reconstruction", "editability")}}
         report["concepts"][concept.name] = entry
         _say(f"{concept.name}: " + "; ".join(f"{k} {_figures(v)}" for k, v in entry.items() if isinstance(v, dict)))
     report["average"] = _average(report["concepts"])
@@ -184,8 +195,9 @@ def _say(text: str) -> None:
 
 
 def print_table(report: dict) -> None:
+    settings = ", ".join(f"{k} {v}" for k, v in report.get("project_settings", {}).items()) or "its defaults"
     print(f"concept world seed {report['world_seed']}, CPU capability {report['cpu_capability']}; "
-          f"this project {report['project_steps']} steps (batch 1), diffusers' example "
+          f"this project {report['project_steps']} steps ({settings}), diffusers' example "
           f"{report['example_steps']} steps (4 pictures each)")
     print("named prompts, share of attributes the judge reads back: " + _figures(report["named_prompts_read_back"]))
     header = f"{'concept':<16}{'who':<9}{'recon':>7}{'recog':>7}{'edited':>8}{'edit+keep':>10}{'steps':>7}{'sec':>8}"
@@ -206,8 +218,10 @@ def print_table(report: dict) -> None:
                 curve = entry[who]["curve"]
                 points = "  ".join(f"{s}: {c['reconstruction']:.3f}/{c['editability']:.2f} ({c['seconds']:.0f} s)"
                                    for s, c in curve.items())
+                best = entry[who]["best_step"]
                 print(f"curve {name} {who} (step: recon/edit, seconds): {points}; 90 % at "
-                      f"{entry[who]['time_to_quality']}")
+                      f"{entry[who]['time_to_quality']}; best snapshot: step {best['reconstruction']} for "
+                      f"reconstruction, step {best['editability']} for editability")
 
 
 def main() -> int:
@@ -219,6 +233,10 @@ def main() -> int:
     parser.add_argument("--curve", type=lambda s: [int(v) for v in s.split(",")], default=[50, 100, 200, 500, 1000],
                         help="steps at which both trainers' words are scored")
     parser.add_argument("--concepts", type=int, default=4, help="how many of the held-out concepts")
+    parser.add_argument("--lr", type=float, help="this project's learning rate instead of its default")
+    parser.add_argument("--vectors", type=int, help="this project's vectors per word instead of its default")
+    parser.add_argument("--batch", type=int, help="this project's batch size instead of its default")
+    parser.add_argument("--norm-control", help="this project's norm control instead of its default")
     parser.add_argument("--only", help="comma-separated concept names, e.g. to split the run over processes")
     parser.add_argument("--merge", nargs="+", metavar="JSON",
                         help="print the table of earlier --json reports of one world taken together, and run nothing")
