@@ -83,9 +83,11 @@ def test_inspect_reports_the_vectors_and_how_prompts_tokenize_with_the_word(serv
     assert "76 tokens, more than 75, so it is encoded in 2 chunks of 77 (74 + 2 tokens)" in long
     assert "<my-cat> found: its 2 vectors are tokens 1-2 of chunk 2" in long
     assert "<my-cat> is not in the prompt: write it as a word of its own" in missing
-    # the training's metadata, and without a CLIP the norms alone.
-    assert "init_text: cat" in short and "steps: 3" in short
-    assert "vector 2: norm " in alone and "nearest" not in alone and "median" not in alone
+    # the training's metadata (each vector's norm against the training model's median among it), and without a
+    # CLIP the norms alone.
+    assert "init_text: cat" in short and "steps: 3" in short and "norm_to_median: {'clip_l': [" in short
+    vectors_part = alone.split("metadata:")[0]
+    assert "vector 2: norm " in vectors_part and "nearest" not in vectors_part and "median" not in vectors_part
 
 
 def vocabulary_rows(checkpoint: Path, words: list[str]) -> torch.Tensor:
