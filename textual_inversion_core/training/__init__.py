@@ -3,6 +3,8 @@
 - ``config``     TrainingConfig, validated on construction, and the defaults with the evidence behind them
 - ``callbacks``  what a host watches and steers a run through: steps, checkpoints, previews, stopping
 - ``loop``       train_embedding: pictures → latents → loss → vectors
+- ``norm_control``  keeping the vectors the size of real words: a rescale, or a penalty
+- ``advice``     warnings with the figure and what to change: a runaway norm, a loss that stopped falling
 """
 
 from .callbacks import StepReport, TrainingCallbacks
