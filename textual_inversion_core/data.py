@@ -49,10 +49,19 @@ def fit_to_square(image: Image.Image, resolution: int, crop: str = "center") -> 
     raise ConceptDataError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}.")
 
 
+def has_alpha(image: Image.Image) -> bool:
+    """Whether the picture carries an alpha channel (opaque or not)."""
+    return image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info)
+
+
+def has_transparency(image: Image.Image) -> bool:
+    """Whether some pixel of the picture is less than fully opaque."""
+    return has_alpha(image) and image.convert("RGBA").getchannel("A").getextrema()[0] < 255
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Honour the EXIF orientation and composite transparency onto white, as a viewer would show it."""
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+    """Composite transparency onto white, as a viewer would show it (``image`` already upright)."""
+    if has_alpha(image):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
@@ -74,16 +83,11 @@ def list_concept_files(folder: Path) -> list[Path]:
     )
 
 
-def has_transparency(image: Image.Image) -> bool:
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-        return image.convert("RGBA").getchannel("A").getextrema()[0] < 255
-    return False
-
-
-def read_mask(picture: Path, opened: Image.Image, resolution: int, crop: str) -> torch.Tensor | None:
-    """The picture's mask at ``resolution``, cropped as the picture is: ``name.mask.png`` beside it (white where
-    the concept is), else the picture's own alpha channel where it has transparency; None without either."""
-    size = ImageOps.exif_transpose(opened).size
+def read_mask(picture: Path, upright: Image.Image, resolution: int, crop: str) -> torch.Tensor | None:
+    """The mask of the picture at ``picture`` (``upright``: it opened, EXIF orientation applied) at
+    ``resolution``, cropped as the picture is: ``name.mask.png`` beside it (white where the concept is), else the
+    picture's own alpha channel where it has transparency; None without either."""
+    size = upright.size
     mask_files = sorted(m for m in picture.parent.glob(f"{picture.stem}{MASK_SUFFIX}.*")
                         if m.suffix.lower() in IMAGE_SUFFIXES)
     if mask_files:
@@ -100,8 +104,8 @@ def read_mask(picture: Path, opened: Image.Image, resolution: int, crop: str) ->
                 f"{size[0]}x{size[1]}; a mask must have its picture's size (white where the concept is, black "
                 "elsewhere)."
             )
-    elif has_transparency(opened):
-        grey = ImageOps.exif_transpose(opened).convert("RGBA").getchannel("A")
+    elif has_transparency(upright):
+        grey = upright.convert("RGBA").getchannel("A")
     else:
         return None
     mask = np.asarray(fit_to_square(grey, resolution, crop), dtype=np.float32) / 255.0
@@ -125,8 +129,9 @@ def load_concept_folder(folder: str | Path, resolution: int = 512, crop: str = "
     for path in files:
         try:
             with Image.open(path) as opened:
-                image = fit_to_square(to_rgb(opened), resolution, crop)
-                mask = read_mask(path, opened, resolution, crop)
+                upright = ImageOps.exif_transpose(opened)
+                image = fit_to_square(to_rgb(upright), resolution, crop)
+                mask = read_mask(path, upright, resolution, crop)
         except Image.DecompressionBombError as error:
             raise ConceptDataError(
                 f"Cannot read the picture {path}: it has more pixels than the {2 * Image.MAX_IMAGE_PIXELS:,} "

@@ -154,7 +154,9 @@ def train_embedding(
     # ---- the pictures, encoded once
     latents = cache_latents(model, images, config.flip)
     masks = cache_masks(images, latents.shape[-2:], config.flip)
-    pixel_weights = None if masks is None else (config.unmasked_weight + (1 - config.unmasked_weight) * masks)
+    # On the device once, as the latents are, not sent there again every step.
+    pixel_weights = None if masks is None else \
+        (config.unmasked_weight + (1 - config.unmasked_weight) * masks).to(device)
     for key in ("masked", "unmasked_weight"):  # a resumed word's, which may have been trained otherwise
         base_metadata.pop(key, None)
     if masks is not None:

@@ -134,7 +134,11 @@ def concept_scenes(world: World, concept: Concept, count: int = 5, seed: int = 0
 def concept_pictures(world: World, concept: Concept, count: int = 5, seed: int = 0,
                      **changes: str) -> torch.Tensor:
     """``count`` of the world's own drawings of ``concept`` (with ``changes``), ``[N, 3, 64, 64]`` in [0, 1]."""
-    pictures = [draw_scene(scene) for scene in concept_scenes(world, concept, count, seed, **changes)]
+    return _drawn(concept_scenes(world, concept, count, seed, **changes))
+
+
+def _drawn(scenes: list[Scene]) -> torch.Tensor:
+    pictures = [draw_scene(scene) for scene in scenes]
     return torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -144,12 +148,13 @@ def write_concept_folder(world: World, concept: Concept, folder: Path, count: in
     hand them to a trainer, with ``name.mask.png`` (the shape's coverage) beside each if ``masks``; returns the same
     pictures as a batch."""
     scenes = concept_scenes(world, concept, count, 0, **changes)
+    pictures = _drawn(scenes)
     folder.mkdir(parents=True, exist_ok=True)
-    for i, scene in enumerate(scenes):
-        to_image(draw_scene(scene)).save(folder / f"{concept.name}-{i}.png")
+    for i, (scene, picture) in enumerate(zip(scenes, pictures)):
+        to_image(picture.permute(1, 2, 0).numpy()).save(folder / f"{concept.name}-{i}.png")
         if masks:
             to_image(np.repeat(scene_mask(scene)[..., None], 3, axis=2)).save(folder / f"{concept.name}-{i}.mask.png")
-    return concept_pictures(world, concept, count, 0, **changes)
+    return pictures
 
 
 def truth(world: World, concept: Concept, exam: Exam, count: int, seed: int = 1):
