@@ -17,7 +17,6 @@ pictures the judge reads as striped, the background the word should not have lea
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import CONCEPT_PICTURES, train_project  # noqa: E402
+from quality import CONCEPT_PICTURES, figures, present, read_reports, say, train_project  # noqa: E402
 
 from textual_inversion_core.demo.world.exam import model_answers, sit, word_exam, write_concept_folder  # noqa: E402
 from textual_inversion_core.demo.world.model import Recipe, build_world_model, load_judge  # noqa: E402
@@ -84,7 +83,7 @@ def norm_control_scores(args, model_path, model, world, judge, concept, work: Pa
         norms = word.metadata["norm_to_median"]["clip_l"]
         scores[control] = {**sit(exam, model_answers(model, word), references, judge).as_dict(),
                            "norm_to_median": max(norms), "seconds": seconds}
-        _say(f"{concept.name} norm_control {control}: {_figures(scores[control])}")
+        say(f"{concept.name} norm_control {control}: {figures(scores[control])}")
     return scores
 
 
@@ -97,7 +96,7 @@ def mask_leakage(args, model_path, model, world, judge, concept, work: Path) -> 
                              background=TRAINING_BACKGROUND)
         curve = train_project(model_path, folder, token, concept, args.steps, [], args.seed)
         found[kind] = leakage(model, curve[max(curve)][1], token, judge)
-        _say(f"{concept.name} {kind}: {_figures(found[kind])}")
+        say(f"{concept.name} {kind}: {figures(found[kind])}")
     return found
 
 
@@ -114,17 +113,9 @@ def _mean(rows: list[dict]) -> dict:
     return {key: sum(r[key] for r in rows) / len(rows) for key in rows[0]} if rows else {}
 
 
-def _figures(values: dict) -> str:
-    return ", ".join(f"{k} {v:.3f}" for k, v in values.items())
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def merge(paths: list[str]) -> dict:
     """Reports of one world's objects run apart (``--only``), as one."""
-    reports = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
+    reports = read_reports(paths)
     merged = {**reports[0], "norm_control": {}, "masks": {}}
     for r in reports:
         merged["norm_control"].update(r["norm_control"])
@@ -160,11 +151,7 @@ def main() -> int:
     parser.add_argument("--out", help="a folder for the pictures (default: a new temp one)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = parser.parse_args()
-    report = merge(args.merge) if args.merge else benchmark(args)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_table(report)
+    present(merge(args.merge) if args.merge else benchmark(args), args.json, print_table)
     return 0
 
 

@@ -124,7 +124,7 @@ def benchmark(args, recipe: Recipe | None = None, cache: Path | None = None) -> 
               "model": str(model_path), "project_steps": args.steps, "example_steps": args.example_steps,
               "project_settings": project_settings(args),
               "named_prompts_read_back": read_back(model, start_word, judge, world), "concepts": {}}
-    _say(f"named prompts read back by the judge: {_figures(report['named_prompts_read_back'])}")
+    say(f"named prompts read back by the judge: {figures(report['named_prompts_read_back'])}")
     work = Path(args.out or tempfile.mkdtemp(prefix="quality-"))
     chosen = world.concepts()[: args.concepts]
     if args.only:
@@ -149,7 +149,7 @@ def benchmark(args, recipe: Recipe | None = None, cache: Path | None = None) -> 
             trainers["example"] = lambda: train_example(model_path, folder, token, concept, args.example_steps,
                                                         args.curve, work / concept.name / "example", args.seed)
         for name, train in trainers.items():
-            _say(f"{concept.name}: training with {name} ...")
+            say(f"{concept.name}: training with {name} ...")
             curve = train()
             scored = {step: {**sit(exam, model_answers(model, word), references, judge).as_dict(), "seconds": seconds}
                       for step, (seconds, word) in sorted(curve.items())}
@@ -159,17 +159,23 @@ def benchmark(args, recipe: Recipe | None = None, cache: Path | None = None) -> 
                            "best_step": {measure: max(scored, key=lambda step: scored[step][measure])
                                          for measure in ("reconstruction", "editability")}}
         report["concepts"][concept.name] = entry
-        _say(f"{concept.name}: " + "; ".join(f"{k} {_figures(v)}" for k, v in entry.items() if isinstance(v, dict)))
+        say(f"{concept.name}: " + "; ".join(f"{k} {figures(v)}" for k, v in entry.items() if isinstance(v, dict)))
     report["average"] = _average(report["concepts"])
     return report
 
 
-def merge(paths: list[str]) -> dict:
-    """Reports of one world's concepts run apart (``--only``), as one."""
+def read_reports(paths: list[str]) -> list[dict]:
+    """Earlier ``--json`` reports, to be merged: all of one world."""
     reports = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
-    merged = {**reports[0], "concepts": {k: v for r in reports for k, v in r["concepts"].items()}}
     if len({r["world_seed"] for r in reports}) != 1:
         raise SystemExit(f"--merge takes reports of one world; these are of worlds {[r['world_seed'] for r in reports]}")
+    return reports
+
+
+def merge(paths: list[str]) -> dict:
+    """Reports of one world's concepts run apart (``--only``), as one."""
+    reports = read_reports(paths)
+    merged = {**reports[0], "concepts": {k: v for r in reports for k, v in r["concepts"].items()}}
     merged["average"] = _average(merged["concepts"])
     return merged
 
@@ -185,13 +191,21 @@ def _average(concepts: dict) -> dict:
     return average
 
 
-def _figures(values: dict) -> str:
+def figures(values: dict) -> str:
     return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()
                      if not isinstance(v, dict))
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def present(report: dict, as_json: bool, print_table) -> None:
+    """The report as one JSON object, or as ``print_table`` prints it."""
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_table(report)
 
 
 def print_table(report: dict) -> None:
@@ -199,7 +213,7 @@ def print_table(report: dict) -> None:
     print(f"concept world seed {report['world_seed']}, CPU capability {report['cpu_capability']}; "
           f"this project {report['project_steps']} steps ({settings}), diffusers' example "
           f"{report['example_steps']} steps (4 pictures each)")
-    print("named prompts, share of attributes the judge reads back: " + _figures(report["named_prompts_read_back"]))
+    print("named prompts, share of attributes the judge reads back: " + figures(report["named_prompts_read_back"]))
     header = f"{'concept':<16}{'who':<9}{'recon':>7}{'recog':>7}{'edited':>8}{'edit+keep':>10}{'steps':>7}{'sec':>8}"
     print(header)
     rows = list(report["concepts"].items()) + [("average", report["average"])]
@@ -243,11 +257,7 @@ def main() -> int:
     parser.add_argument("--out", help="a folder for the pictures and the example's runs (default: a new temp one)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = parser.parse_args()
-    report = merge(args.merge) if args.merge else benchmark(args)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_table(report)
+    present(merge(args.merge) if args.merge else benchmark(args), args.json, print_table)
     return 0
 
 
