@@ -177,3 +177,36 @@ def test_evaluate_without_a_clip_vision_model_says_what_to_give(tmp_path, capsys
     assert main(["evaluate", "--clip-vision", str(tmp_path), "--concept", str(tmp_path), "--generated",
                  str(tmp_path), "--init-generated", str(tmp_path)]) == 2
     assert "not a CLIP vision model folder" in capsys.readouterr().err
+
+
+def test_lora_steps_write_one_lora_file_carrying_the_word_and_the_word_alone_beside_it(sdxl_model_dir, pictures,
+                                                                                      tmp_path):
+    # Given an SDXL model, when a word is trained and then a LoRA around it, all from one command
+    out = tmp_path / "ball.safetensors"
+    assert train(sdxl_model_dir, pictures, out, "--lora-steps", "2", "--lora-rank", "2") == 0
+    # Then the file is a kohya LoRA with the word bundled for both text encoders, and the word alone is beside it
+    from safetensors import safe_open
+
+    with safe_open(str(out), "pt") as handle:
+        keys, header = set(handle.keys()), handle.metadata()
+    assert {"bundle_emb.<ball>.clip_l", "bundle_emb.<ball>.clip_g"} <= keys
+    assert any(k.startswith("lora_unet_") and k.endswith(".lora_down.weight") for k in keys)
+    assert header["ss_network_dim"] == "2" and header["lora_steps"] == "2" and header["steps"] == "3"
+    word = load_embedding(tmp_path / "ball-word.safetensors")
+    assert set(word.vectors) == {"clip_l", "clip_g"} and word.metadata["steps"] == 3
+
+
+def test_a_saved_word_goes_on_into_the_lora_stage_at_its_own_step_count(sd1_model_dir, pictures, tmp_path):
+    # Given a word trained for 3 steps
+    assert train(sd1_model_dir, pictures, tmp_path / "ball.safetensors") == 0
+    # When it is resumed with --lora-steps and no --steps
+    out = tmp_path / "ball-lora.safetensors"
+    assert main(["train", "--model", str(sd1_model_dir), "--images", str(pictures), "--token", "<ball>", "--init",
+                 "toy", "--out", str(out), "--resolution", "64", "--device", "cpu", "--lora-steps", "2",
+                 "--resume", str(tmp_path / "ball.safetensors")]) == 0
+    # Then only the two LoRA steps ran, around the saved word unchanged
+    from textual_inversion_core.formats.pivotal_lora import load_pivotal_lora
+
+    lora = load_pivotal_lora(out)
+    assert lora.metadata["steps"] == 3 and lora.metadata["lora_steps"] == 2
+    assert torch.equal(lora.embedding.vectors["clip_l"], load_embedding(tmp_path / "ball.safetensors").vectors["clip_l"])

@@ -14,6 +14,7 @@ from .data import CROP_MODES
 from .errors import UserError
 from .formats import EMBEDDING_FORMATS, load_embedding, save_embedding
 from .inspection import inspect_embedding
+from .lora import LAYER_SETS
 from .schedules import SCHEDULE_KINDS
 from .templates import TEMPLATE_KINDS
 from .training.norm_control import NORM_CONTROLS
@@ -32,14 +33,28 @@ def learning_rate(text: str) -> float | str:
         return text  # the A1111 step syntax; TrainingConfig explains a malformed one
 
 
+def word_steps(args) -> int:
+    """--steps, or, when a saved word goes on into the LoRA stage, the steps it was trained for."""
+    if args.steps is not None:
+        return args.steps
+    if args.resume and args.lora_steps:
+        from .formats.pivotal_lora import is_pivotal_lora, load_pivotal_lora
+
+        saved = load_pivotal_lora(args.resume) if is_pivotal_lora(args.resume) else load_embedding(args.resume)
+        return int(saved.metadata.get("steps", 0))
+    return DEFAULT_STEPS
+
+
 def cmd_train(args) -> int:
     config = TrainingConfig(
-        token=args.token, init_text=args.init, num_vectors=args.vectors, steps=args.steps,
+        token=args.token, init_text=args.init, num_vectors=args.vectors, steps=word_steps(args),
         learning_rate=args.lr, lr_schedule=args.lr_schedule, warmup_steps=args.warmup, batch_size=args.batch,
         grad_accum=args.grad_accum, max_grad_norm=args.max_grad_norm, template=args.template, seed=args.seed,
         min_snr_gamma=args.min_snr_gamma, flip=not args.no_flip, checkpoint_every=args.save_every,
         preview_every=args.preview_every, norm_control=args.norm_control, norm_penalty=args.norm_penalty,
-        unmasked_weight=args.unmasked_weight,
+        unmasked_weight=args.unmasked_weight, lora_steps=args.lora_steps, lora_rank=args.lora_rank,
+        lora_alpha=args.lora_alpha, lora_learning_rate=args.lora_lr, lora_layers=args.lora_layers,
+        lora_word_learning_rate=args.lora_word_lr,
     )
     run_train_job(TrainJob(
         model=Path(args.model), images=Path(args.images), out=Path(args.out), config=config,
@@ -104,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init", required=True, help="a coarse word to start from, e.g. 'cat'")
     train.add_argument("--out", required=True, help="the embedding file to write (.safetensors or .pt)")
     train.add_argument("--vectors", type=int, default=1, help="vectors per word (1-75; default 1)")
-    train.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"default {DEFAULT_STEPS}")
+    train.add_argument("--steps", type=int, default=None,
+                       help=f"the word's steps (default {DEFAULT_STEPS}; with --resume and --lora-steps, the saved "
+                            "word's own)")
     train.add_argument("--lr", type=learning_rate, default=DEFAULT_LEARNING_RATE,
                        help=f"a rate or steps like '0.005:100, 1e-3:1000, 1e-5' (default {DEFAULT_LEARNING_RATE})")
     train.add_argument("--lr-schedule", choices=SCHEDULE_KINDS, default="constant")
@@ -135,7 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preview-negative", default="", help="the validation's negative prompt")
     train.add_argument("--preview-cfg", type=float, default=DEFAULT_GUIDANCE,
                        help=f"the validation's CFG scale (default {DEFAULT_GUIDANCE:g})")
-    train.add_argument("--resume", default=None, help="an embedding file to continue training")
+    train.add_argument("--lora-steps", type=int, default=0,
+                       help="pivotal tuning: after the word's steps, train a LoRA on the UNet around it for this many "
+                            "more; --out is then one .safetensors LoRA file carrying the word (the word alone goes "
+                            "beside it as NAME-word.safetensors)")
+    train.add_argument("--lora-rank", type=int, default=4, help="the LoRA's rank (default 4)")
+    train.add_argument("--lora-alpha", type=float, default=None, help="the LoRA's alpha (default: the rank)")
+    train.add_argument("--lora-lr", type=float, default=1e-4, help="the LoRA's learning rate (default 1e-4)")
+    train.add_argument("--lora-layers", choices=LAYER_SETS, default="attention",
+                       help="the UNet layers the LoRA adapts (default: the attention projections)")
+    train.add_argument("--lora-word-lr", type=float, default=0.0,
+                       help="the word's learning rate during the LoRA stage (default 0: the word stays fixed)")
+    train.add_argument("--resume", default=None,
+                       help="an embedding file, or a pivotal LoRA file, to continue training")
     train.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
     train.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
                        help="dtype the frozen model is stored and computed in (the vectors always train in float32); "

@@ -53,6 +53,11 @@ class Denoiser(Protocol):
         """The network's raw prediction (noise or velocity) for ``noisy_latents`` at integer ``timesteps``."""
         ...
 
+    def adaptable_layers(self) -> dict[str, torch.nn.Linear]:
+        """The transformer blocks' linear layers, by their module paths in diffusers' UNet naming (the names LoRA
+        files use), for pivotal tuning's adapter to hook onto. The trainer never writes their weights."""
+        ...
+
 
 class LatentEncoder(Protocol):
     """The frozen VAE encoder, in whatever precision its host keeps it."""

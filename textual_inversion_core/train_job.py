@@ -1,6 +1,7 @@
 """The command line's training job as one typed request: a local diffusers folder and a folder of pictures in,
 an embedding file, its checkpoints, its validation grids (each with the word of its step), and a loss plot out.
-``train`` and the demo both run it."""
+With ``lora_steps`` the file is a pivotal LoRA (the adapter with its word bundled) and the word alone is written
+beside it. ``train`` and the demo both run it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from .data import load_concept_folder
 from .embedding import Embedding
 from .errors import UserError
 from .formats import load_embedding, save_embedding
+from .formats.pivotal_lora import is_pivotal_lora, load_pivotal_lora, save_pivotal_lora
+from .lora import PivotalLora
 from .loss_plot import render_loss_plot
 from .precision import resolve_device, weights_dtype
 from .training import TrainingConfig, TrainingDiverged, TrainingResult, train_embedding
@@ -55,18 +58,27 @@ class TrainJob:
     def loss_plot_path(self) -> Path:
         return self.out.with_name(f"{self.out.stem}-loss.png")
 
+    def word_path(self) -> Path:
+        """Where a pivotal run writes its word alone, for the embedding loaders."""
+        return self.out.with_name(f"{self.out.stem}-word{self.out.suffix}")
+
     def planned_outputs(self) -> list[Path]:
         config = self.config
-        paths = [self.out, self.loss_plot_path()]
+        paths = [self.out, self.loss_plot_path()] + ([self.word_path()] if config.lora_steps else [])
         snapshots = set()
         for every in (config.checkpoint_every, config.preview_every):
             if every:
-                snapshots |= set(range(every, config.steps, every))
+                snapshots |= set(range(every, config.total_steps, every))
         paths += [self.checkpoint_path(s) for s in sorted(snapshots)]
         if config.preview_every:
-            paths += [self.preview_path(s) for s in range(config.preview_every, config.steps + 1,
+            paths += [self.preview_path(s) for s in range(config.preview_every, config.total_steps + 1,
                                                            config.preview_every)]
         return paths
+
+    def save(self, snapshot: Embedding | PivotalLora, path: Path) -> Path:
+        if isinstance(snapshot, PivotalLora):
+            return save_pivotal_lora(snapshot, path, overwrite=self.overwrite)
+        return save_embedding(snapshot, path, format=self.file_format, overwrite=self.overwrite)[0]
 
 
 class JobCallbacks(ConsoleProgress):
@@ -81,16 +93,15 @@ class JobCallbacks(ConsoleProgress):
         print(f"pictures encoded; the first step starts {time.perf_counter() - self.started:.1f} s after the job "
               "did", file=sys.stderr)
 
-    def on_checkpoint(self, embedding: Embedding, step: int) -> None:
-        save_embedding(embedding, self.job.checkpoint_path(step), format=self.job.file_format,
-                       overwrite=self.job.overwrite)
+    def on_checkpoint(self, snapshot: Embedding | PivotalLora, step: int) -> None:
+        self.job.save(snapshot, self.job.checkpoint_path(step))
         self.saved_steps.add(step)
 
-    def on_preview(self, embedding: Embedding, step: int) -> None:
-        self.preview(embedding, step).save(self.job.preview_path(step))
+    def on_preview(self, snapshot: Embedding | PivotalLora, step: int) -> None:
+        self.preview(snapshot, step).save(self.job.preview_path(step))
         # The word the grid shows, to choose afterwards; the last step's word is the job's own output.
-        if step < self.job.config.steps and step not in self.saved_steps:
-            self.on_checkpoint(embedding, step)
+        if step < self.job.config.total_steps and step not in self.saved_steps:
+            self.on_checkpoint(snapshot, step)
 
 
 def run_train_job(job: TrainJob) -> TrainingResult:
@@ -100,10 +111,15 @@ def run_train_job(job: TrainJob) -> TrainingResult:
     from .hosts.diffusers import load_diffusers_model  # diffusers is slow to import; only training needs it
 
     config = job.config
+    if config.lora_steps and (job.out.suffix.lower() != ".safetensors" or job.file_format not in (None, "safetensors")):
+        raise UserError(f"A pivotal LoRA is written as .safetensors; name --out {job.out.stem}.safetensors and "
+                        "leave --format out.")
     existing = [str(p) for p in job.planned_outputs() if p.exists()]
     if existing and not job.overwrite:
         raise OutputExists(f"would overwrite {', '.join(existing)}; choose another --out or pass --overwrite.")
-    resume = load_embedding(job.resume) if job.resume else None
+    resume = None
+    if job.resume:
+        resume = load_pivotal_lora(job.resume) if is_pivotal_lora(job.resume) else load_embedding(job.resume)
     images = load_concept_folder(job.images, job.resolution, job.crop)
     masked = sum(image.mask is not None for image in images)
     print(f"{len(images)} pictures from {job.images} at {job.resolution}px"
@@ -117,7 +133,9 @@ def run_train_job(job: TrainJob) -> TrainingResult:
           f"loaded in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     validation = job.validation()
 
-    def render_validation(embedding: Embedding, step: int):
+    def render_validation(snapshot: Embedding | PivotalLora, step: int):
+        # In the LoRA stage the adapter's hooks are on the pipeline's UNet while training runs, previews included.
+        embedding = snapshot.embedding if isinstance(snapshot, PivotalLora) else snapshot
         pictures = model.render_pictures(embedding, validation.prompts, [config.seed] * len(validation.prompts),
                                          resolution=job.resolution, guidance_scale=validation.guidance_scale,
                                          negative_prompt=validation.negative_prompt)
@@ -129,15 +147,17 @@ def run_train_job(job: TrainJob) -> TrainingResult:
     try:
         result = train_embedding(frozen, images, config, callbacks, resume=resume)
     except TrainingDiverged as diverged:
-        save_embedding(diverged.last_good, job.out, format=job.file_format, overwrite=job.overwrite)
+        job.save(diverged.last_good, job.out)
         raise TrainingDiverged(f"{diverged} Saved the last good vectors to {job.out}.", diverged.last_good) from None
     finally:
         signal.signal(signal.SIGINT, previous)
 
     job.out.parent.mkdir(parents=True, exist_ok=True)
-    written = save_embedding(result.embedding, job.out, format=job.file_format, overwrite=job.overwrite)[0]
+    written = job.save(result.lora or result.embedding, job.out)
+    if config.lora_steps:
+        written = f"{written} (the word and its LoRA) and {job.save(result.embedding, job.word_path())}"
     plot = render_loss_plot(result.losses, title=f"{config.token} loss", first_step=result.first_step,
-                            total_steps=config.steps)
+                            total_steps=config.total_steps)
     plot.save(job.loss_plot_path())
     state = "stopped early at" if result.stopped_early else "trained for"
     loss = result.embedding.metadata.get("loss_last")

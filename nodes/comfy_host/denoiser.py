@@ -7,6 +7,7 @@ import contextlib
 import comfy.ldm.modules.attention
 import comfy.model_management
 import comfy.model_sampling
+import comfy.utils
 import torch
 
 from ...textual_inversion_core.errors import ModelError
@@ -84,6 +85,19 @@ class ComfyDenoiser:
                 **extra,
             )
         return prediction.float()
+
+    def adaptable_layers(self) -> dict[str, torch.nn.Linear]:
+        # ComfyUI's UNet is the original LDM one; named the diffusers way, the adapter's file is the same from
+        # both hosts, and ComfyUI's LoRA loader maps the names back.
+        base = self._patcher.model
+        modules = dict(base.diffusion_model.named_modules())
+        layers = {}
+        for key, ldm_key in comfy.utils.unet_to_diffusers(base.model_config.unet_config).items():
+            if key.endswith(".weight") and ".transformer_blocks." in key:
+                module = modules.get(ldm_key[:-len(".weight")])
+                if isinstance(module, torch.nn.Linear):
+                    layers[key[:-len(".weight")]] = module
+        return layers
 
 
 def compute_dtype(model) -> torch.dtype | None:

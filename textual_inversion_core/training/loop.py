@@ -10,10 +10,16 @@ coordinate by about the learning rate, as the very first step does), and the emb
 ``optimizer_state_kept`` false, and the steps the moments restarted at in ``resumed_at_steps``. Stored in the
 embedding file, the moments would be extra tensors that other loaders refuse or take for the vectors; a file
 beside it would not reach a resume in ComfyUI, where the word travels through the graph, not as a file.
+
+With ``lora_steps`` the same loop goes on into pivotal tuning: from the step after the word's last, a low-rank
+adapter on the UNet trains too (the word fixed, or at its own small rate), and every snapshot is a
+``PivotalLora``; the conveniences above (schedules, accumulation, stopping, resuming, divergence) hold for both
+stages alike.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
@@ -26,6 +32,7 @@ from ..data import ConceptImage, ConceptDataError
 from ..embedding import Embedding
 from ..errors import ConfigError, UserError
 from ..interfaces import FrozenModel
+from ..lora import LowRankAdapter, PivotalLora, select_layers
 from ..objective import denoising_loss
 from ..precision import autocast, loss_scaler
 from ..templates import PromptTemplates
@@ -35,6 +42,7 @@ from .config import TrainingConfig
 from .norm_control import norm_penalty, norm_ratios, rescale_to
 
 Vectors = dict[str, torch.Tensor]
+Snapshot = Embedding | PivotalLora  # what a run hands its callbacks: the word, and its adapter once there is one
 
 
 @dataclasses.dataclass
@@ -43,6 +51,7 @@ class TrainingResult:
     losses: list[float]  # one per step of this run
     stopped_early: bool
     steps_done: int  # counted from the start of the word's training, resumed steps included
+    lora: PivotalLora | None = None  # the word and its adapter, once the run reached the LoRA stage
 
     @property
     def first_step(self) -> int:
@@ -53,7 +62,7 @@ class TrainingResult:
 class TrainingDiverged(UserError):
     """The loss or the vectors became NaN/inf; ``last_good`` holds the vectors from before that step."""
 
-    def __init__(self, message: str, last_good: Embedding):
+    def __init__(self, message: str, last_good: Snapshot):
         super().__init__(message)
         self.last_good = last_good
 
@@ -121,17 +130,20 @@ def train_embedding(
     images: Sequence[ConceptImage],
     config: TrainingConfig,
     callbacks: TrainingCallbacks | None = None,
-    resume: Embedding | None = None,
+    resume: Snapshot | None = None,
 ) -> TrainingResult:
     callbacks = callbacks or TrainingCallbacks()
     device = model.device
 
-    # ---- the starting point: the init word, or where a saved word stopped
+    # ---- the starting point: the init word, or where a saved word (and its adapter) stopped
+    adapter_weights = None
+    if isinstance(resume, PivotalLora):
+        adapter_weights, resume = resume.weights, resume.embedding
     if resume is not None:
         resume.check_family(model.family)
         start = {name: resume.vectors[name] for name in model.prompt_encoder.encoder_widths}
-        steps_done = int(resume.metadata.get("steps", 0))
-        base_metadata = {k: v for k, v in resume.metadata.items() if not k.startswith("loss_")}
+        steps_done = int(resume.metadata.get("steps", 0)) + int(resume.metadata.get("lora_steps", 0))
+        base_metadata = {k: v for k, v in resume.metadata.items() if not k.startswith(("loss_", "lora_"))}
     else:
         start = initial_vectors(model, config.init_text, config.num_vectors)
         steps_done, base_metadata = 0, {}
@@ -143,11 +155,25 @@ def train_embedding(
         init_norms = {name: v.to(device).norm(dim=1)
                       for name, v in initial_vectors(model, config.init_text, rows).items()}
 
-    def word(vectors: Vectors, steps: int, losses: list[float]) -> Embedding:
-        return snapshot(config, model, vectors, steps, losses, base_metadata, medians)
+    adapter: LowRankAdapter | None = None
 
-    if steps_done >= config.steps:
-        return TrainingResult(word(params, steps_done, losses), losses, False, steps_done)
+    def word(vectors: Vectors, adapter_state: dict | None, steps: int, losses: list[float]) -> Snapshot:
+        return snapshot(config, model, vectors, adapter_state, steps, losses, base_metadata, medians)
+
+    def state() -> tuple[Vectors, dict | None, int]:
+        return clone(params), None if adapter is None else adapter.state_dict(), steps_done
+
+    def result(stopped: bool) -> TrainingResult:
+        final = word(*state(), losses)
+        if isinstance(final, PivotalLora):
+            return TrainingResult(final.embedding, losses, stopped, steps_done, final)
+        return TrainingResult(final, losses, stopped, steps_done)
+
+    if steps_done >= config.total_steps:
+        if adapter_weights is not None:
+            adapter = LowRankAdapter(select_layers(model.denoiser.adaptable_layers(), config.lora_layers),
+                                     config.lora_rank, lora_alpha(config), device, weights=adapter_weights)
+        return result(False)
     if resume is not None:
         base_metadata["resumed_at_steps"] = [*base_metadata.get("resumed_at_steps", []), steps_done]
 
@@ -166,26 +192,38 @@ def train_embedding(
     callbacks.on_latents_cached()
     captions = [image.caption for image in images for _ in range(2 if config.flip else 1)]
     templates = PromptTemplates(config.template, config.token)
-    schedule = config.schedule()
-    optimizer = torch.optim.AdamW(params.values(), lr=schedule(steps_done + 1), weight_decay=0.0)
+    schedule = config.schedule() if config.steps else None
+
+    def word_rate(step: int) -> float:
+        return schedule(step) if step <= config.steps else config.lora_word_learning_rate
+
+    optimizer = torch.optim.AdamW(params.values(), lr=word_rate(steps_done + 1), weight_decay=0.0)
     scaler = loss_scaler(device, model.autocast_dtype)
     num_timesteps = model.denoiser.alphas_cumprod.shape[0]
     advisor = TrainingAdvisor(config.steps)
 
-    # The vectors before the current step and before the one preceding it, with their step counts, for the
-    # word kept when a step diverges.
-    before = older = (clone(params), steps_done)
+    # The vectors (and adapter) before the current step and before the one preceding it, with their step
+    # counts, for the snapshot kept when a step diverges.
+    before = older = state()
     first_step, stopped = steps_done + 1, False
     started = time.perf_counter()
+    hooks = contextlib.ExitStack()
     try:
-        for step in range(first_step, config.steps + 1):
+        for step in range(first_step, config.total_steps + 1):
             if callbacks.should_stop():
                 stopped = True
                 break
-            older, before = before, (clone(params), steps_done)
-            lr = schedule(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            if step > config.steps and adapter is None:
+                # ---- the LoRA stage begins: the adapter joins the optimiser and acts in every forward pass
+                adapter = LowRankAdapter(select_layers(model.denoiser.adaptable_layers(), config.lora_layers),
+                                         config.lora_rank, lora_alpha(config), device, seed=config.seed,
+                                         weights=adapter_weights)
+                hooks.enter_context(adapter.attached())
+                optimizer.add_param_group({"params": adapter.parameters(), "lr": config.lora_learning_rate})
+                before = older = state()
+            older, before = before, state()
+            lr = word_rate(step)
+            optimizer.param_groups[0]["lr"] = lr
 
             # ---- forward and backward over the step's batches
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
@@ -208,7 +246,8 @@ def train_embedding(
             # ---- the update; float16's scaler skips one whose gradient overflowed and lowers its scale
             scaler.unscale_(optimizer)
             if config.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(params.values(), config.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
+                                               config.max_grad_norm)
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
@@ -218,50 +257,62 @@ def train_embedding(
             # ---- a non-finite loss condemns the vectors it was computed with, so the word kept is the one
             # before them; a finite loss with a non-finite update condemns only the update. The loss, the
             # vectors' finiteness and their largest norm come back together: the step's one wait for the device.
-            vectors_finite = torch.stack([torch.isfinite(p).all() for p in params.values()]).all()
+            trained = [*params.values(), *(adapter.parameters() if adapter else [])]
+            vectors_finite = torch.stack([torch.isfinite(p).all() for p in trained]).all()
             largest = torch.stack([p.detach().norm(dim=1).max() / medians[name] for name, p in params.items()]).max()
             step_loss, vectors_finite, norm_ratio = torch.stack(
                 [step_loss.float(), vectors_finite.float(), largest.float()]).tolist()
             if not (math.isfinite(step_loss) and vectors_finite):
-                kept, kept_steps = older if not math.isfinite(step_loss) else before
+                kept, kept_adapter, kept_steps = older if not math.isfinite(step_loss) else before
+                rate = lr if step <= config.steps else config.lora_learning_rate
                 raise TrainingDiverged(
-                    f"Training diverged at step {step}: the loss became {step_loss} (learning rate {lr:g}). The "
-                    f"vectors from step {kept_steps} are kept; resume from them with a lower learning rate.",
-                    word(kept, kept_steps, losses[:kept_steps - (first_step - 1)]),
+                    f"Training diverged at step {step}: the loss became {step_loss} (learning rate {rate:g}). The "
+                    f"{'vectors' if kept_adapter is None else 'word and adapter'} from step {kept_steps} are kept; "
+                    "resume from them with a lower learning rate.",
+                    word(kept, kept_adapter, kept_steps, losses[:kept_steps - (first_step - 1)]),
                 )
             steps_done = step
             losses.append(step_loss)
 
             # ---- what the host sees of it
             elapsed = time.perf_counter() - started
-            callbacks.on_step(StepReport(step, config.steps, step_loss, lr, elapsed,
-                                         elapsed / (step - first_step + 1) * (config.steps - step), norm_ratio))
-            for warning in advisor.after_step(step, step_loss, norm_ratio, lr, config.norm_control):
-                callbacks.on_warning(warning)
-            if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.steps:
-                callbacks.on_checkpoint(word(params, steps_done, losses), step)
+            callbacks.on_step(StepReport(step, config.total_steps, step_loss, lr, elapsed,
+                                         elapsed / (step - first_step + 1) * (config.total_steps - step), norm_ratio))
+            # The advice is about the word's own rate and steps.
+            if step <= config.steps:
+                for warning in advisor.after_step(step, step_loss, norm_ratio, lr, config.norm_control):
+                    callbacks.on_warning(warning)
+            if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.total_steps:
+                callbacks.on_checkpoint(word(*state(), losses), step)
             if config.preview_every and step % config.preview_every == 0:
-                callbacks.on_preview(word(params, steps_done, losses), step)
+                callbacks.on_preview(word(*state(), losses), step)
     except callbacks.interrupted_by:
         # Raised before the update (inside a forward or backward pass) or by a hook after it: either way
-        # ``params`` are the vectors of step ``steps_done``.
+        # ``params`` (and the adapter) are those of step ``steps_done``.
         stopped = True
         optimizer.zero_grad(set_to_none=True)
+    finally:
+        hooks.close()
 
-    return TrainingResult(word(params, steps_done, losses), losses, stopped, steps_done)
+    return result(stopped)
 
 
 def clone(params: Vectors) -> Vectors:
     return {name: p.detach().clone() for name, p in params.items()}
 
 
-def snapshot(config: TrainingConfig, model: FrozenModel, params: Vectors, steps_done: int, losses: list[float],
-             base_metadata: dict, medians: dict[str, float]) -> Embedding:
+def lora_alpha(config: TrainingConfig) -> float:
+    return float(config.lora_rank if config.lora_alpha is None else config.lora_alpha)
+
+
+def snapshot(config: TrainingConfig, model: FrozenModel, params: Vectors, adapter_state: dict | None,
+             steps_done: int, losses: list[float], base_metadata: dict, medians: dict[str, float]) -> Snapshot:
     tail = losses[-max(1, len(losses) // 10):] if losses else []
+    word_steps = steps_done if adapter_state is None else min(steps_done, config.steps)
     metadata = {
         **base_metadata,
         "init_text": config.init_text,
-        "steps": steps_done,
+        "steps": word_steps,
         "learning_rate": str(config.learning_rate),
         "lr_schedule": config.lr_schedule,
         "batch_size": config.batch_size,
@@ -283,4 +334,11 @@ def snapshot(config: TrainingConfig, model: FrozenModel, params: Vectors, steps_
         metadata["loss_first"] = round(losses[0], 6)
         metadata["loss_last"] = round(sum(tail) / len(tail), 6)
     vectors = {name: p.detach().float().cpu().clone() for name, p in params.items()}
-    return Embedding(config.token, vectors, metadata)
+    if adapter_state is None:
+        return Embedding(config.token, vectors, metadata)
+    metadata.update(
+        lora_steps=steps_done - word_steps, lora_rank=config.lora_rank, lora_alpha=lora_alpha(config),
+        lora_layers=config.lora_layers, lora_learning_rate=str(config.lora_learning_rate),
+        lora_word_learning_rate=str(config.lora_word_learning_rate),
+    )
+    return PivotalLora(Embedding(config.token, vectors, metadata), adapter_state)

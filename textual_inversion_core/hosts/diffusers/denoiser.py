@@ -44,3 +44,7 @@ class DiffusersDenoiser:
             added_cond_kwargs=added_cond_kwargs,
         ).sample
         return prediction.float()
+
+    def adaptable_layers(self) -> dict[str, torch.nn.Linear]:
+        return {name: module for name, module in self._unet.named_modules()
+                if isinstance(module, torch.nn.Linear) and ".transformer_blocks." in name}

@@ -1,0 +1,128 @@
+"""Low-rank adapters (LoRA, Hu et al. 2021) on a frozen denoiser's linear layers.
+
+Each adapted layer ``y = W x`` gains ``(alpha / rank) · up(down(x))`` through a forward hook: the base weights
+are never written, so they stay bit-identical and the host's own weight handling (ComfyUI's patches, offloading,
+half-precision copies) is left alone. ``up`` starts at zero, so an adapter that has not trained yet changes
+nothing. Weights are kept and written in the kohya layout every LoRA loader reads:
+``lora_unet_<layer>.lora_down.weight`` ``[rank, in]``, ``.lora_up.weight`` ``[out, rank]`` and ``.alpha``,
+with ``<layer>`` the diffusers UNet's module path, dots as underscores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Iterator, Mapping
+
+import torch
+
+from ..errors import ConfigError, UserError
+
+KOHYA_UNET_PREFIX = "lora_unet_"
+# The transformer blocks' linear layers, by the end of their diffusers module paths.
+_ATTENTION = (".to_q", ".to_k", ".to_v", ".to_out.0")
+_FEED_FORWARD = (".ff.net.0.proj", ".ff.net.2")
+LAYER_SETS: dict[str, tuple[str, ...]] = {
+    "attention": _ATTENTION,
+    "attention+feedforward": _ATTENTION + _FEED_FORWARD,
+}
+
+
+class AdapterError(UserError):
+    """Adapter weights that do not fit the model they are applied to."""
+
+
+def kohya_name(module_path: str) -> str:
+    return KOHYA_UNET_PREFIX + module_path.replace(".", "_")
+
+
+def select_layers(layers: Mapping[str, torch.nn.Module], layer_set: str) -> dict[str, torch.nn.Module]:
+    """The host's transformer-block linear layers (diffusers module paths) that ``layer_set`` adapts, by kohya
+    name."""
+    if layer_set not in LAYER_SETS:
+        raise ConfigError(f"lora_layers must be one of {', '.join(LAYER_SETS)}, got {layer_set!r}.")
+    chosen = {kohya_name(path): module for path, module in layers.items() if path.endswith(LAYER_SETS[layer_set])}
+    if not chosen:
+        raise AdapterError("This model has no attention layers to adapt; pivotal tuning needs a cross-attention UNet.")
+    return chosen
+
+
+class LowRankAdapter:
+    """Trainable ``down``/``up`` pairs for the layers named, on ``device``; ``attached()`` makes them act."""
+
+    def __init__(self, layers: Mapping[str, torch.nn.Module], rank: int, alpha: float, device: torch.device,
+                 seed: int = 0, weights: Mapping[str, torch.Tensor] | None = None):
+        self.layers, self.rank, self.alpha = dict(layers), rank, float(alpha)
+        generator = torch.Generator().manual_seed(seed)
+        self.down: dict[str, torch.nn.Parameter] = {}
+        self.up: dict[str, torch.nn.Parameter] = {}
+        for name, layer in self.layers.items():
+            down = torch.empty(rank, layer.in_features)
+            # kohya's and PEFT's initialisation: down as nn.Linear's default, up zero.
+            bound = 1 / math.sqrt(layer.in_features)
+            down.uniform_(-bound, bound, generator=generator)
+            up = torch.zeros(layer.out_features, rank)
+            if weights is not None:
+                down, up = self._stored(weights, name, layer)
+            self.down[name] = torch.nn.Parameter(down.to(device, torch.float32))
+            self.up[name] = torch.nn.Parameter(up.to(device, torch.float32))
+
+    def _stored(self, weights: Mapping[str, torch.Tensor], name: str, layer) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            down, up = weights[f"{name}.lora_down.weight"], weights[f"{name}.lora_up.weight"]
+        except KeyError:
+            raise AdapterError(f"The adapter has no weights for {name}; it was trained on other layers. Train it "
+                               "again with these layer settings, or choose the settings it was trained with.") from None
+        expected = ((self.rank, layer.in_features), (layer.out_features, self.rank))
+        if (tuple(down.shape), tuple(up.shape)) != expected:
+            raise AdapterError(f"The adapter's weights for {name} are {tuple(down.shape)} and {tuple(up.shape)}; "
+                               f"this model's layer needs {expected[0]} and {expected[1]} (rank {self.rank}). It was "
+                               "trained for another model.")
+        return down.float(), up.float()
+
+    @property
+    def scale(self) -> float:
+        return self.alpha / self.rank
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return [*self.down.values(), *self.up.values()]
+
+    def count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @contextlib.contextmanager
+    def attached(self) -> Iterator[None]:
+        """The layers compute ``W x + scale · up(down(x))`` until the block exits."""
+        handles = [layer.register_forward_hook(self._hook(name)) for name, layer in self.layers.items()]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def _hook(self, name: str):
+        down, up, scale = self.down[name], self.up[name], self.scale
+
+        def add_low_rank_update(module, inputs, output):
+            x = inputs[0]
+            # In the layer's compute dtype: a half-precision forward pass stays half precision.
+            delta = torch.nn.functional.linear(torch.nn.functional.linear(x, down.to(x.dtype)), up.to(x.dtype))
+            return output + (scale * delta).to(output.dtype)
+
+        return add_low_rank_update
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights in the kohya layout, float32 on the CPU."""
+        state = {}
+        for name in self.layers:
+            state[f"{name}.lora_down.weight"] = self.down[name].detach().float().cpu().clone()
+            state[f"{name}.lora_up.weight"] = self.up[name].detach().float().cpu().clone()
+            state[f"{name}.alpha"] = torch.tensor(self.alpha)
+        return state
+
+    def load_(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Put ``state`` (as ``state_dict`` returned it) back into the parameters, in place."""
+        with torch.no_grad():
+            for name in self.layers:
+                self.down[name].copy_(state[f"{name}.lora_down.weight"])
+                self.up[name].copy_(state[f"{name}.lora_up.weight"])
