@@ -10,11 +10,14 @@ from .evaluate_embedding import EvaluateEmbedding
 from .inspect_embedding import InspectEmbedding
 from .load_concept_images import LoadConceptImages
 from .load_embedding import LoadEmbedding
+from .load_pivotal_lora import LoadPivotalLora
 from .save_embedding import SaveEmbedding
+from .save_pivotal_lora import SavePivotalLora
 from .train_embedding import TrainEmbedding
+from .train_pivotal_lora import TrainPivotalLora
 
 
 class TextualInversionExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [LoadConceptImages, TrainEmbedding, ApplyEmbedding, SaveEmbedding, LoadEmbedding, InspectEmbedding,
-                CombineEmbeddings, EvaluateEmbedding]
+                CombineEmbeddings, EvaluateEmbedding, TrainPivotalLora, SavePivotalLora, LoadPivotalLora]

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-
-import comfy.model_management
 from comfy_api.latest import io
 
 from ..textual_inversion_core.embedding import Embedding
 from ..textual_inversion_core.errors import ConfigError
 from ..textual_inversion_core.families import MAX_VECTORS
-from ..textual_inversion_core.loss_plot import render_loss_plot
 from ..textual_inversion_core.templates import TEMPLATE_KINDS
-from ..textual_inversion_core.training import (
-    DEFAULT_LEARNING_RATE,
-    DEFAULT_STEPS,
-    TrainingConfig,
-    TrainingDiverged,
-    train_embedding,
-)
+from ..textual_inversion_core.training import DEFAULT_LEARNING_RATE, DEFAULT_STEPS, TrainingConfig
 from ..textual_inversion_core.training.norm_control import NORM_CONTROLS
 from ..textual_inversion_core.validation import DEFAULT_GUIDANCE, Validation, validation_prompts
-from .comfy_host import frozen_model, preview, training_session
-from .comfy_host.embedding_folders import display_path, file_stem, save_new_embedding_file
-from .comfy_host.images import concept_images, picture_to_image
-from .progress import NodeTrainingProgress
+from .comfy_host.images import concept_images
+from .run_training import loss_graph, run_training
 from .socket_types import EmbeddingSocket
-
-log = logging.getLogger(__name__)
 
 
 class TrainEmbedding(io.ComfyNode):
@@ -192,45 +178,10 @@ class TrainEmbedding(io.ComfyNode):
                 keep_previewed_words=False) -> io.NodeOutput:
         config = training_config(token, init_text, num_vectors, template, steps, learning_rate, batch_size, seed,
                                  preview_every, norm_control, norm_penalty, unmasked_weight)
-        token = config.token
         pictures = concept_images(images, captions or "", masks)
-        if resume is not None and resume.token != token:
-            resume = resume.with_token(token)
-        height, width = pictures[0].pixels.shape[1:]
-        validation = Validation(validation_prompts(preview_prompt, token), preview_negative, preview_cfg)
-
-        def render(embedding: Embedding, step: int):
-            return preview.render_validation(model, clip, vae, embedding, validation, width, height, seed, step)
-
-        def keep(embedding: Embedding, step: int) -> str:
-            return display_path(save_new_embedding_file(embedding, f"{file_stem(token)}_step{step}"))
-
-        progress = NodeTrainingProgress(config.steps, render if preview_every else None,
-                                        keep if keep_previewed_words else None)
-        log.info("Training %s from %d pictures (%dx%d), %d steps.", token, len(pictures), width, height, steps)
-        with training_session(model, clip):
-            try:
-                result = train_embedding(frozen_model(model, clip, vae), pictures, config, progress, resume)
-            except TrainingDiverged as diverged:
-                kept = keep_unfinished(diverged.last_good, resume)
-                progress.done(progress.steps_done, stopped=False, saved=kept)
-                where = f" They were saved as {kept}." if kept else ""
-                raise TrainingDiverged(f"{diverged}{where}", diverged.last_good) from None
-
-        if result.stopped_early:
-            kept = keep_unfinished(result.embedding, resume)
-            progress.done(result.steps_done, stopped=True, saved=kept)
-            log.warning(
-                "Training of %s stopped by the user after step %d of %d.%s", token, result.steps_done, steps,
-                f" The word so far was saved as {kept}; load it with Load Embedding to use it or to resume "
-                "training." if kept else "",
-            )
-            raise comfy.model_management.InterruptProcessingException()
-
-        progress.done(result.steps_done, stopped=False)
-        plot = render_loss_plot(result.losses, title=f"loss of {token}", first_step=result.first_step,
-                                total_steps=config.steps)
-        return io.NodeOutput(result.embedding, picture_to_image(plot))
+        validation = Validation(validation_prompts(preview_prompt, config.token), preview_negative, preview_cfg)
+        result = run_training(model, clip, vae, pictures, config, resume, validation, seed, keep_previewed_words)
+        return io.NodeOutput(result.embedding, loss_graph(result, config))
 
 
 def training_config(token, init_text, num_vectors, template, steps, learning_rate, batch_size=1, seed=0,
@@ -241,13 +192,3 @@ def training_config(token, init_text, num_vectors, template, steps, learning_rat
         learning_rate=learning_rate, batch_size=batch_size, template=template, seed=seed, preview_every=preview_every,
         norm_control=norm_control, norm_penalty=norm_penalty, unmasked_weight=unmasked_weight,
     )
-
-
-def keep_unfinished(embedding: Embedding | None, resume: Embedding | None) -> str | None:
-    """Save a word whose training did not finish, unless it holds nothing new; returns where it went."""
-    if embedding is None:
-        return None
-    steps = embedding.metadata.get("steps", 0)
-    if steps == 0 or (resume is not None and steps == resume.metadata.get("steps")):
-        return None
-    return display_path(save_new_embedding_file(embedding, f"{file_stem(embedding.token)}_step{steps}"))

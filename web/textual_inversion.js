@@ -1,4 +1,4 @@
-// Watch an embedding learn: the Train Embedding node's websocket messages become a live loss chart on the
+// Watch an embedding learn: the Train Embedding (and Train Pivotal LoRA) node's websocket messages become a live loss chart on the
 // node itself (training_panel.js); the last run of each node is kept so a page reload shows it again
 // (training_run.js).
 
@@ -7,7 +7,7 @@ import { api } from "../../scripts/api.js";
 import { TrainingRun, nodeIdOfKey, runKey, storeRun, storedRun, storedRuns } from "./training_run.js";
 import { showRun } from "./training_panel.js";
 
-const TRAIN_NODE = "TextualInversionTrainEmbedding";
+const TRAIN_NODES = new Set(["TextualInversionTrainEmbedding", "TextualInversionTrainPivotalLora"]);
 const STORE_EVERY_MS = 2000; // while running; a reload loses at most this much of the curve
 
 const liveRuns = new Map(); // run key -> TrainingRun heard on this page
@@ -44,7 +44,7 @@ function trainNodeAt(graph, executionId) {
   const path = String(executionId).split(":");
   for (const id of path.slice(0, -1)) graph = graph?.getNodeById(id)?.subgraph;
   const node = graph?.getNodeById(path.at(-1));
-  return node?.comfyClass === TRAIN_NODE ? node : null;
+  return TRAIN_NODES.has(node?.comfyClass) ? node : null;
 }
 
 function present(key, run) {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Callable
 
 import folder_paths
 
@@ -54,17 +55,24 @@ def save_new_embedding_file(embedding: Embedding, prefix: str) -> Path:
     when that name is taken (by any file ``embedding:prefix`` would find); never overwrites. Returns the path."""
     root = Path(folder_paths.get_folder_paths("embeddings")[0])
     stem = file_stem(prefix) or file_stem(embedding.token) or "embedding"
+    return save_under_new_name(root, stem, _COMFY_EMBEDDING_SUFFIXES,
+                               lambda path: save_embedding(embedding, path)[0])
+
+
+def save_under_new_name(root: Path, stem: str, taken_by: tuple[str, ...], write: Callable[[Path], Path]) -> Path:
+    """``write`` to ``root/stem.safetensors``, or ``stem_2`` and so on while a file of that stem with any of the
+    endings ``taken_by`` exists; ``write`` must refuse to overwrite (``EmbeddingFileError``)."""
     for counter in range(1, 100_000):
         candidate = root / (stem if counter == 1 else f"{stem}_{counter}")
-        if any(candidate.with_name(candidate.name + s).exists() for s in _COMFY_EMBEDDING_SUFFIXES):
+        if any(candidate.with_name(candidate.name + s).exists() for s in taken_by):
             continue
         try:
-            return save_embedding(embedding, candidate.with_name(candidate.name + ".safetensors"))[0]
+            return write(candidate.with_name(candidate.name + ".safetensors"))
         except EmbeddingFileError:
             if not candidate.with_name(candidate.name + ".safetensors").exists():
                 raise
             # Another save took this name between the check and the write; try the next.
-    raise EmbeddingFileError(f"Too many embeddings named {stem!r} in {root}; choose another filename_prefix.")
+    raise EmbeddingFileError(f"Too many files named {stem!r} in {root}; choose another filename_prefix.")
 
 
 def display_path(path: Path) -> str:

@@ -18,7 +18,7 @@ from make_checkpoint import reset_weights
 def build_sd1():
     torch.manual_seed(0)
     unet_config = dict(
-        image_size=32, in_channels=4, out_channels=4, model_channels=64, num_res_blocks=1, channel_mult=[1],
+        image_size=32, in_channels=4, out_channels=4, model_channels=64, num_res_blocks=[1], channel_mult=[1],
         use_spatial_transformer=True, transformer_depth=[1], transformer_depth_middle=1,
         transformer_depth_output=[1, 1], context_dim=768, use_linear_in_transformer=False, legacy=False,
     )
