@@ -1,5 +1,6 @@
 """The project's own runs: the core's trainer on the diffusers folder as the command line runs it (``default``:
-the weights in the device's native compute dtype) and with float32 weights (``fp32``)."""
+the weights in the device's native compute dtype), with float32 weights (``fp32``), and its pivotal LoRA stage
+as the command line runs it (``lora``)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ def run_project(args) -> dict:
     from textual_inversion_core.precision import resolve_device, weights_dtype
 
     device = resolve_device(args.device)
-    dtype = weights_dtype("auto" if args.child == "default" else "float32", device)
+    dtype = weights_dtype("float32" if args.child == "fp32" else "auto", device)
     pictures = concept_pictures(args.size)
     model = load_diffusers_model(args.model, device=device, dtype=dtype)
     frozen = model.frozen_model(release_vae_when_cached=True)  # as the command line, which renders no previews here
     start_training_memory_watch()
-    result = timed_training(trainer, frozen, pictures, args.warmup, args.steps)
+    result = timed_training(trainer, frozen, pictures, args.warmup, args.steps, lora=args.child == "lora")
     result.update(peak_memory(device))
     result["dtype"] = dtype
     result["autocast"] = dtype_name(frozen.autocast_dtype)

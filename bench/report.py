@@ -36,6 +36,8 @@ GOALS = (
     # In the dtype the default computes in on this machine (float32 where bfloat16 would be emulated), so that
     # machines of every kind are held to what their own kernels reach.
     ("share of the default dtype's kernel floor", "at least", 0.70),
+    # The LoRA stage's training RSS over the word's plus the adapter's weights, gradients and moments.
+    ("LoRA stage's memory vs the word's + the adapter's", "at most", 1.0),
 )
 
 
@@ -53,6 +55,9 @@ def goals(entry: dict) -> dict:
         measured[GOALS[3][0]] = comfyui["seconds_per_step"] / default["seconds_per_step"]
     if default and default.get("dtype") in kernel_floor:
         measured[GOALS[4][0]] = kernel_floor[default["dtype"]] / default["seconds_per_step"]
+    lora = runs.get("lora")
+    if default and lora and default.get("train_rss_bytes") and lora.get("train_rss_bytes"):
+        measured[GOALS[5][0]] = lora["train_rss_bytes"] / (default["train_rss_bytes"] + lora["adapter_training_bytes"])
     result = {}
     for name, sense, bound in GOALS:
         if name in measured:

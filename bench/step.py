@@ -14,10 +14,12 @@ measures and prints:
   textual_inversion_core train`` does), the same in float32 (``fp32``) and diffusers' example trainer's step
   (``example``: float32, VAE encode every step, gradient of the whole token-embedding table), and with
   ``--comfyui`` the Train Embedding path through ComfyUI's own model objects on the same weights (``comfyui``:
-  as ComfyUI loads them on this device; ``comfyui-bf16``: as ComfyUI started with ``--bf16-unet`` does);
+  as ComfyUI loads them on this device; ``comfyui-bf16``: as ComfyUI started with ``--bf16-unet`` does); and
+  the pivotal LoRA stage's step (``lora``: the default run's, with the adapter training);
 - whether the goals are met, at each resolution: the default step at most a third of the example's, at least 70 %
   of the float32 FLOP floor, at most half the example's peak RSS, ComfyUI's step within 1.2x the core's, and at
-  least 70 % of the kernel floor in the dtype the default computes in on this machine;
+  least 70 % of the kernel floor in the dtype the default computes in on this machine, and the LoRA stage's
+  training memory at most the word's plus the adapter's own (its weights, gradients and AdamW moments);
 - the efficiency: the FLOP floor (the step's matmul FLOPs at the matmul rate plus its convolution FLOPs at the
   convolution rate) over the measured step, for each precision's rates;
 - the kernel floor: the same with the attention FLOPs at the attention rate, i.e. the step if every kernel ran
@@ -64,9 +66,9 @@ from rates import machine_description, measure_rates  # noqa: E402
 from report import floors, goals, kernel_floors, print_table  # noqa: E402
 from sd15_model import build_sd15_model  # noqa: E402
 
-RUNS = ("example", "fp32", "default")
-CHILDREN = {"default": run_project, "fp32": run_project, "example": run_example, "comfyui": run_comfyui,
-            "comfyui-bf16": run_comfyui}
+RUNS = ("example", "fp32", "default", "lora")
+CHILDREN = {"default": run_project, "fp32": run_project, "lora": run_project, "example": run_example,
+            "comfyui": run_comfyui, "comfyui-bf16": run_comfyui}
 
 
 def load_average() -> float | None:

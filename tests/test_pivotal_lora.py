@@ -9,7 +9,7 @@ from textual_inversion_core.errors import ConfigError
 from textual_inversion_core.formats import EmbeddingFileError
 from textual_inversion_core.formats.pivotal_lora import load_pivotal_lora, save_pivotal_lora
 from textual_inversion_core.hosts.diffusers import load_diffusers_model
-from textual_inversion_core.lora import AdapterError, LowRankAdapter, PivotalLora, select_layers
+from textual_inversion_core.lora import AdapterError, LowRankAdapter, PivotalLora
 from textual_inversion_core.training import TrainingCallbacks, TrainingConfig, train_embedding
 
 RESOLUTION = 64
@@ -106,8 +106,8 @@ def test_the_file_applies_in_diffusers_as_training_computed_it(sd1, concept, wor
     path = save_pivotal_lora(lora, tmp_path / "ball")
     assert path.name == "ball.safetensors"
     # And what the UNet computes with the adapter as training applied it
-    adapter = LowRankAdapter(select_layers(sd1.frozen_model().denoiser.adaptable_layers(), "attention"),
-                             lora.rank, lora.alpha, torch.device("cpu"), weights=lora.weights)
+    adapter = LowRankAdapter.restored(sd1.frozen_model().denoiser.adaptable_layers(), lora.weights,
+                                      torch.device("cpu"))
     with adapter.attached():
         trained = unet_prediction(sd1)
     # When diffusers loads the file's adapter with its own LoRA loader and the word with its textual inversion

@@ -58,9 +58,8 @@ def main() -> None:
             word = training.train_embedding(frozen, pictures, word_config).embedding
             lora = training.train_embedding(frozen, pictures, lora_config, resume=word).lora
             # What training computed: the adapter's hooks on the same layers.
-            adapter = lora_module.LowRankAdapter(
-                lora_module.select_layers(frozen.denoiser.adaptable_layers(), "attention"), lora.rank, lora.alpha,
-                torch.device("cpu"), weights=lora.weights)
+            adapter = lora_module.LowRankAdapter.restored(frozen.denoiser.adaptable_layers(), lora.weights,
+                                                          torch.device("cpu"))
             with adapter.attached():
                 trained = unet_output(model)
         base_after = model.model.diffusion_model.state_dict()

@@ -67,6 +67,21 @@ class LowRankAdapter:
             self.down[name] = torch.nn.Parameter(down.to(device, torch.float32))
             self.up[name] = torch.nn.Parameter(up.to(device, torch.float32))
 
+    @classmethod
+    def restored(cls, layers: Mapping[str, torch.nn.Module], weights: Mapping[str, torch.Tensor],
+                 device: torch.device) -> "LowRankAdapter":
+        """The adapter ``weights`` (kohya layout) hold, on the host's ``layers`` (diffusers module paths), with
+        their own rank and alpha."""
+        names = sorted(k[:-len(".lora_down.weight")] for k in weights if k.endswith(".lora_down.weight"))
+        by_name = {kohya_name(path): module for path, module in layers.items()}
+        missing = [name for name in names if name not in by_name]
+        if not names or missing:
+            raise AdapterError(f"The adapter's layers {', '.join(missing[:3]) or '(none)'} are not in this model; "
+                               "it was trained for another model.")
+        rank = weights[f"{names[0]}.lora_down.weight"].shape[0]
+        alpha = float(weights.get(f"{names[0]}.alpha", torch.tensor(float(rank))))
+        return cls({name: by_name[name] for name in names}, rank, alpha, device, weights=weights)
+
     def _stored(self, weights: Mapping[str, torch.Tensor], name: str, layer) -> tuple[torch.Tensor, torch.Tensor]:
         try:
             down, up = weights[f"{name}.lora_down.weight"], weights[f"{name}.lora_up.weight"]
