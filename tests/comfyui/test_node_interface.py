@@ -29,6 +29,19 @@ NODES = {
         "Evaluate Embedding", ["clip_vision", "concept_images", "generated", "init_generated"], [],
         ["similarity", "init_similarity", "report"],
     ),
+    "TextualInversionTrainPivotalLora": (
+        "Train Pivotal LoRA",
+        ["model", "clip", "vae", "images", "embedding", "steps", "rank", "learning_rate", "template", "batch_size",
+         "seed"],
+        ["captions", "word_learning_rate", "layers", "masks", "preview_every", "preview_prompt", "preview_negative",
+         "preview_cfg", "resume"],
+        ["model", "clip", "pivotal_lora", "lora", "loss_graph"],
+    ),
+    "TextualInversionSavePivotalLora": ("Save Pivotal LoRA", ["pivotal_lora", "filename_prefix"], [], []),
+    "TextualInversionLoadPivotalLora": (
+        "Load Pivotal LoRA", ["model", "clip", "lora_name", "strength_model"], ["token"],
+        ["model", "clip", "embedding", "pivotal_lora"],
+    ),
 }
 
 
@@ -63,7 +76,7 @@ def test_input_choices(server):
     assert (train["num_vectors"][1]["min"], train["num_vectors"][1]["max"]) == (1, 75)
 
 
-@pytest.mark.parametrize("name", ["train_embedding", "use_embedding", "several_words"])
+@pytest.mark.parametrize("name", ["train_embedding", "use_embedding", "several_words", "pivotal_lora"])
 def test_example_workflow_is_listed_as_a_template_and_matches_its_api_twin(server, name):
     # Given the UI-form example users drag in, and the API-form twin the other tests queue:
     templates = server.get("/workflow_templates")
