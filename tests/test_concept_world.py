@@ -105,7 +105,8 @@ def test_each_edit_changes_one_thing_and_keeps_the_concept(index):
     assert not torch.equal(draw(exam.edits[0].prompt), concept_pictures(world, concept, 2, seed=1))
 
 
-TINY = Recipe(pictures=96, judge_steps=3, vae_steps=3, vae_batch=4, unet_steps=3, unet_batch=4)
+TINY = Recipe(pictures=96, judge_steps=3, judge_decoder_steps=3, vae_steps=3, vae_batch=4, unet_steps=3,
+              unet_batch=4)
 
 
 @pytest.fixture(scope="module")

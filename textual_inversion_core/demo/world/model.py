@@ -30,7 +30,7 @@ from transformers import CLIPTextConfig, CLIPTextModel
 from ..vocabulary import EOS, WORDS as PROMPT_WORDS, write_tokenizer
 from .drawing import SIDE, draw_scene
 from .fitting import one_cycle
-from .judge import Judge, judge_accuracy, read_judge, train_judge
+from .judge import Judge, judge_accuracy, read_judge, train_judge, tune_to_decoder
 from .scenes import WORDS as WORLD_WORDS, World, make_world
 
 JUDGE_FILE = "judge.safetensors"
@@ -44,6 +44,7 @@ class Recipe:
     world_seed: int = 0
     pictures: int = 20000
     judge_steps: int = 1600
+    judge_decoder_steps: int = 400  # the judge's further training on the autoencoder's reconstructions
     vae_steps: int = 1600
     vae_batch: int = 16
     unet_steps: int = 2800
@@ -181,13 +182,18 @@ def _train_vae(pictures: torch.Tensor, recipe: Recipe) -> AutoencoderKL:
     return vae.eval().requires_grad_(False)
 
 
-@torch.no_grad()
+def reconstructor(vae: AutoencoderKL):
+    """Pictures in [0, 1] through the autoencoder and back, as the model's samples come out of its decoder."""
+    @torch.no_grad()
+    def reconstruct(pictures: torch.Tensor) -> torch.Tensor:
+        return (vae.decode(vae.encode(pictures * 2 - 1).latent_dist.mode()).sample / 2 + 0.5).clamp(0, 1)
+    return reconstruct
+
+
 def judge_reads_reconstructions(judge: Judge, world: World, vae: AutoencoderKL) -> dict[str, float]:
     """``judge_accuracy`` on the autoencoder's reconstructions of fresh pictures: what the latent space keeps of
     what the judge reads, and so the most a model sampling in it can score."""
-    def reconstruct(pictures: torch.Tensor) -> torch.Tensor:
-        return (vae.decode(vae.encode(pictures * 2 - 1).latent_dist.mode()).sample / 2 + 0.5).clamp(0, 1)
-    return judge_accuracy(judge, world, transform=reconstruct)
+    return judge_accuracy(judge, world, transform=reconstructor(vae))
 
 
 @torch.no_grad()
@@ -260,9 +266,14 @@ def build_world_model(recipe: Recipe = Recipe(), cache: Path | None = None) -> P
     latents = _encode_all(vae, pictures)
     vae.register_to_config(scaling_factor=float(1 / latents.std()))
     latents = latents * vae.config.scaling_factor
+    drawn_only_check = judge_reads_reconstructions(judge, world, vae)
+    judge = tune_to_decoder(judge, pictures, scenes, reconstructor(vae), recipe.judge_decoder_steps,
+                            seed=recipe.world_seed, progress=_Progress("judge+", recipe.judge_decoder_steps))
     vae_check = judge_reads_reconstructions(judge, world, vae)
     print("  the judge reads the autoencoder's reconstructions of fresh pictures: "
-          + ", ".join(f"{k} {v:.0%}" for k, v in vae_check.items()), file=sys.stderr)
+          + ", ".join(f"{k} {v:.0%}" for k, v in vae_check.items())
+          + " (before it was trained on them: " + ", ".join(f"{k} {v:.0%}" for k, v in drawn_only_check.items())
+          + ")", file=sys.stderr)
 
     staging = path.with_name(path.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -283,6 +294,7 @@ def build_world_model(recipe: Recipe = Recipe(), cache: Path | None = None) -> P
     report = {"recipe": dataclasses.asdict(recipe), "seconds": round(time.perf_counter() - started),
               "judge_accuracy": judge_accuracy(judge, world),
               "judge_accuracy_on_reconstructions": vae_check,
+              "drawn_only_judge_accuracy_on_reconstructions": drawn_only_check,
               "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     (staging / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
     shutil.rmtree(path, ignore_errors=True)
