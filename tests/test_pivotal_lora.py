@@ -152,3 +152,19 @@ def test_an_adapter_for_other_layers_is_refused_naming_the_layer(sd1, concept, w
 def test_bad_lora_settings_are_refused_naming_the_field(field, value, message):
     with pytest.raises(ConfigError, match=message):
         config(**{field: value})
+
+
+def test_the_lora_stage_follows_the_schedule_over_its_own_steps(sd1, concept, word):
+    # Given a linear schedule, when a word's two steps are followed by three LoRA steps
+    class Rates(TrainingCallbacks):
+        def __init__(self):
+            self.rates = {}
+
+        def on_step(self, report):
+            self.rates[report.step] = report.learning_rate
+
+    rates = Rates()
+    train_embedding(sd1.frozen_model(), concept, config(lr_schedule="linear"), rates, resume=word)
+    # Then the adapter's rate starts at lora_learning_rate and falls over the stage's own three steps
+    assert rates.rates[3] == pytest.approx(1e-2)
+    assert rates.rates[3] > rates.rates[4] > rates.rates[5] > 0

@@ -46,7 +46,8 @@ class TrainingConfig:
     norm_penalty: float = 0.1  # the penalty's weight, with norm_control "penalty"
     unmasked_weight: float = 0.0  # with masks: how much the loss outside a picture's mask still counts
     # Pivotal tuning: after the word's ``steps``, ``lora_steps`` more train a low-rank adapter on the UNet with
-    # the word in the prompts (lora/adapter.py). The word stays fixed unless ``lora_word_learning_rate`` > 0.
+    # the word in the prompts (lora/adapter.py), on ``lr_schedule`` and ``warmup_steps`` over the stage's own
+    # steps. The word stays fixed unless ``lora_word_learning_rate`` > 0.
     # Rank 4 and 1e-4 are diffusers' DreamBooth-LoRA defaults; alpha None means alpha = rank (scale 1).
     lora_steps: int = 0
     lora_rank: int = 4
@@ -113,3 +114,9 @@ class TrainingConfig:
     def schedule(self):
         """The learning rate at each 1-based step."""
         return make_schedule(self.learning_rate, self.steps, self.lr_schedule, self.warmup_steps)
+
+    def lora_schedule(self):
+        """The adapter's learning rate at each 1-based step of the LoRA stage: the same ``lr_schedule`` and
+        warm-up over the stage's own steps."""
+        return make_schedule(self.lora_learning_rate, self.lora_steps, self.lr_schedule,
+                             min(self.warmup_steps, self.lora_steps))

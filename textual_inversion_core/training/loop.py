@@ -194,6 +194,8 @@ def train_embedding(
     templates = PromptTemplates(config.template, config.token)
     schedule = config.schedule() if config.steps else None
 
+    lora_schedule = config.lora_schedule() if config.lora_steps else None
+
     def word_rate(step: int) -> float:
         return schedule(step) if step <= config.steps else config.lora_word_learning_rate
 
@@ -219,11 +221,13 @@ def train_embedding(
                                          config.lora_rank, lora_alpha(config), device, seed=config.seed,
                                          weights=adapter_weights)
                 hooks.enter_context(adapter.attached())
-                optimizer.add_param_group({"params": adapter.parameters(), "lr": config.lora_learning_rate})
+                optimizer.add_param_group({"params": adapter.parameters(), "lr": 0.0})
                 before = older = state()
             older, before = before, state()
             lr = word_rate(step)
             optimizer.param_groups[0]["lr"] = lr
+            if adapter is not None:
+                lr = optimizer.param_groups[1]["lr"] = lora_schedule(step - config.steps)
 
             # ---- forward and backward over the step's batches
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
@@ -264,9 +268,8 @@ def train_embedding(
                 [step_loss.float(), vectors_finite.float(), largest.float()]).tolist()
             if not (math.isfinite(step_loss) and vectors_finite):
                 kept, kept_adapter, kept_steps = older if not math.isfinite(step_loss) else before
-                rate = lr if step <= config.steps else config.lora_learning_rate
                 raise TrainingDiverged(
-                    f"Training diverged at step {step}: the loss became {step_loss} (learning rate {rate:g}). The "
+                    f"Training diverged at step {step}: the loss became {step_loss} (learning rate {lr:g}). The "
                     f"{'vectors' if kept_adapter is None else 'word and adapter'} from step {kept_steps} are kept; "
                     "resume from them with a lower learning rate.",
                     word(kept, kept_adapter, kept_steps, losses[:kept_steps - (first_step - 1)]),
