@@ -6,7 +6,7 @@ import torch
 from textual_inversion_core.data import load_concept_folder
 from textual_inversion_core.demo.pictures import draw_concept_pictures
 from textual_inversion_core.errors import ConfigError
-from textual_inversion_core.formats import EmbeddingFileError
+from textual_inversion_core.formats import EmbeddingFileError, load_embedding
 from textual_inversion_core.formats.pivotal_lora import load_pivotal_lora, save_pivotal_lora
 from textual_inversion_core.hosts.diffusers import load_diffusers_model
 from textual_inversion_core.lora import AdapterError, LowRankAdapter, PivotalLora
@@ -123,6 +123,16 @@ def test_the_file_applies_in_diffusers_as_training_computed_it(sd1, concept, wor
     token_id = fresh.pipeline.tokenizer.convert_tokens_to_ids(read.token)
     assert torch.equal(fresh.pipeline.text_encoder.get_input_embeddings().weight[token_id], word.vectors["clip_l"][0])
     assert read.metadata["lora_steps"] == 3 and read.rank == 4
+
+
+def test_the_embedding_loaders_read_the_word_a_pivotal_file_carries(sd1, concept, word, tmp_path):
+    # Given a pivotal LoRA file (where users may also drop it: ComfyUI reads bundled words from its embeddings
+    # folder), when it is read as an embedding, then it is the word, with its metadata
+    lora = train_embedding(sd1.frozen_model(), concept, config(lora_steps=1), resume=word).lora
+    path = save_pivotal_lora(lora, tmp_path / "ball.safetensors")
+    read = load_embedding(path)
+    assert read.token == "<ball>" and torch.equal(read.vectors["clip_l"], word.vectors["clip_l"])
+    assert read.metadata["lora_steps"] == 1
 
 
 def test_the_file_is_never_overwritten_unless_asked(sd1, concept, word, tmp_path):

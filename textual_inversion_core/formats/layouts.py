@@ -111,6 +111,20 @@ def _placeholders(keys: list[str]) -> dict[str, list[str]]:
     return {key: groups[key] for key in keys if key in groups}
 
 
+BUNDLE_PREFIX = "bundle_emb."
+
+
+def _bundled_words(state: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A LoRA file's bundled embeddings, as A1111 and ComfyUI read them: word -> {the part after its name:
+    tensor} (``string_to_param.*`` for one encoder, ``clip_l``/``clip_g`` for SDXL)."""
+    words: dict[str, dict[str, Any]] = {}
+    for key, value in state.items():
+        if key.startswith(BUNDLE_PREFIX) and "." in key[len(BUNDLE_PREFIX):]:
+            name, part = key[len(BUNDLE_PREFIX):].split(".", 1)
+            words.setdefault(name, {})[part] = value
+    return words
+
+
 def _a1111_metadata(state: Mapping[str, Any]) -> dict[str, Any]:
     # A1111 writes sd_checkpoint but reads "hash"; accept either.
     found = {
@@ -148,6 +162,12 @@ def embedding_from_state(
         matrix = _matrix(f"string_to_param[{key!r}]", params[key])
         vectors[ENCODER_BY_WIDTH[matrix.shape[1]]] = matrix
         own_metadata = {**_a1111_metadata(state), **own_metadata}
+
+    elif bundled := _bundled_words(state):  # a LoRA carrying its word (a pivotal LoRA, say): the word alone
+        own_name = _pick(list(bundled), token, "bundled words")
+        for part, value in bundled[own_name].items():
+            matrix = _matrix(f"{BUNDLE_PREFIX}{own_name}.{part}", value, ENCODER_WIDTHS.get(part))
+            vectors[part if part in ENCODER_WIDTHS else ENCODER_BY_WIDTH[matrix.shape[1]]] = matrix
 
     elif any(key in ENCODER_WIDTHS for key in state):
         for key, value in state.items():

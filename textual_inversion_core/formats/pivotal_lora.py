@@ -16,16 +16,15 @@ from pathlib import Path
 import safetensors
 import safetensors.torch
 
-from ..embedding import Embedding
-from ..families import ENCODER_BY_WIDTH
+from ..embedding import Embedding, EmbeddingError
 from ..lora.adapter import KOHYA_UNET_PREFIX
 from ..lora.pivotal_lora import PivotalLora
 from .errors import EmbeddingFileError
+from .layouts import BUNDLE_PREFIX, embedding_from_state
 from .metadata import DISTRIBUTION, FAMILY_FIELD, TOKEN_FIELD, TOOL_FIELD, TOOL_VERSION_FIELD, decode_header, \
     encode_header, tool_version
 from .writing import _exists, _write_atomically
 
-BUNDLE_PREFIX = "bundle_emb."
 _SINGLE_ENCODER_KEY = "string_to_param.*"
 
 
@@ -84,19 +83,15 @@ def load_pivotal_lora(path: str | os.PathLike) -> PivotalLora:
         raise EmbeddingFileError(f"{path} does not exist.") from None
     except Exception as err:
         raise EmbeddingFileError(f"{path} is not a safetensors file ({err}).") from err
-    bundled = {k: v for k, v in state.items() if k.startswith(BUNDLE_PREFIX)}
     weights = {k: v for k, v in state.items() if k.startswith(KOHYA_UNET_PREFIX)}
-    tokens = sorted({k[len(BUNDLE_PREFIX):].split(".")[0] for k in bundled})
-    if not weights or len(tokens) != 1:
+    bundled = {k: v for k, v in state.items() if k.startswith(BUNDLE_PREFIX)}
+    if not weights or not bundled:
         raise EmbeddingFileError(
-            f"{path} is not a pivotal LoRA: it needs UNet LoRA weights (lora_unet_*) and one bundled word "
-            f"(bundle_emb.<token>.*); it has {len(weights)} LoRA tensors and words {tokens or 'none'}."
+            f"{path} is not a pivotal LoRA: it needs UNet LoRA weights (lora_unet_*) and a bundled word "
+            f"(bundle_emb.<token>.*); it has {len(weights)} LoRA tensors and {len(bundled)} bundled ones."
         )
-    token = tokens[0]
-    vectors = {}
-    for key, tensor in bundled.items():
-        part = key[len(BUNDLE_PREFIX) + len(token) + 1:]
-        name = ENCODER_BY_WIDTH.get(tensor.shape[-1], part) if part == _SINGLE_ENCODER_KEY else part
-        vectors[name] = tensor.reshape(-1, tensor.shape[-1])
-    metadata = {k: v for k, v in header.items() if k not in (TOKEN_FIELD, FAMILY_FIELD)}
-    return PivotalLora(Embedding(header.get(TOKEN_FIELD, token), vectors, metadata), weights)
+    try:
+        embedding = embedding_from_state(bundled, token=None, fallback_name=path.stem, metadata=header)
+    except EmbeddingError as err:
+        raise EmbeddingFileError(f"Cannot read the word in {path}: {err}") from err
+    return PivotalLora(embedding, weights)
