@@ -6,6 +6,7 @@
 - ``layouts``      the key layouts inside a file (A1111, emb_params, clip_l/clip_g, diffusers), both ways
 - ``metadata``     metadata as safetensors header strings, and the tool's version
 - ``writing``      save_embedding: safetensors, A1111 .pt, diffusers, A1111 picture; atomic, no clobbering
+- ``pivotal_lora`` a word and its LoRA as one kohya-layout LoRA file with the word bundled (bundle_emb.*)
 """
 
 from .describe import describe_embedding
