@@ -75,11 +75,11 @@ def save_under_new_name(root: Path, stem: str, taken_by: tuple[str, ...], write:
     raise EmbeddingFileError(f"Too many files named {stem!r} in {root}; choose another filename_prefix.")
 
 
-def display_path(path: Path) -> str:
-    """``embeddings/<name>`` for the file's place in its embeddings folder."""
-    for root in folder_paths.get_folder_paths("embeddings"):
+def display_path(path: Path, kind: str = "embeddings") -> str:
+    """``<kind>/<name>`` for the file's place in its folder of that kind (``embeddings``, ``loras``)."""
+    for root in folder_paths.get_folder_paths(kind):
         try:
-            return "embeddings/" + path.resolve().relative_to(Path(root).resolve()).as_posix()
+            return f"{kind}/" + path.resolve().relative_to(Path(root).resolve()).as_posix()
         except ValueError:
             continue
     return str(path)

@@ -61,7 +61,8 @@ class ComfyServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.client_id = uuid.uuid4().hex
-        for name in ("input", "output", "temp", "user", "custom_nodes", "models/checkpoints", "models/embeddings"):
+        for name in ("input", "output", "temp", "user", "custom_nodes", "models/checkpoints", "models/embeddings",
+                     "models/loras"):
             (base / name).mkdir(parents=True, exist_ok=True)
         (base / "custom_nodes" / EXTENSION_NAME).symlink_to(REPOSITORY, target_is_directory=True)
         self.log_path = base / "server.log"
@@ -83,6 +84,10 @@ class ComfyServer:
     @property
     def embeddings(self) -> Path:
         return self.base / "models" / "embeddings"
+
+    @property
+    def loras(self) -> Path:
+        return self.base / "models" / "loras"
 
     @property
     def input(self) -> Path:

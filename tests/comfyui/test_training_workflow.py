@@ -138,3 +138,31 @@ def test_a_second_training_in_the_same_server_works(server, trained_word):
     # then it is saved beside the first.
     assert (server.embeddings / "my-dog.safetensors").is_file()
     assert {"my-cat", "my-dog"} <= set(server.get("/embeddings"))
+
+
+def test_the_pivotal_example_saves_one_lora_file_that_load_pivotal_lora_applies(server, trained_word):
+    # Given the pivotal example, scaled down: a word for 2 steps, then a LoRA around it for 3
+    prompt = example_prompt("pivotal_lora")
+    node_of(prompt, "TextualInversionTrainEmbedding")["inputs"].update(token="<my-pivot>", steps=2, preview_every=0)
+    node_of(prompt, "TextualInversionTrainPivotalLora")["inputs"].update(steps=3, preview_every=0)
+    prompt_id = server.queue(prompt)
+    entry = server.wait(prompt_id)
+    # When it has run, then the word and its LoRA are one file in the loras folder, and the node says where,
+    save_id = next(k for k, node in prompt.items() if node["class_type"] == "TextualInversionSavePivotalLora")
+    assert (server.loras / "my-pivot.safetensors").is_file()
+    assert entry["outputs"][save_id]["text"] == ["loras/my-pivot.safetensors"]
+    # the Train Pivotal LoRA node's panel heard steps 3-5 of 5 (the word's two, then the LoRA's three),
+    pivotal_id = next(k for k, node in prompt.items() if node["class_type"] == "TextualInversionTrainPivotalLora")
+    steps = [m["step"] for m in server.messages.of_type("textual_inversion.progress")
+             if m["prompt_id"] == prompt_id and m["node"] == pivotal_id]
+    assert steps == [3, 4, 5]
+    # and Load Pivotal LoRA applies both halves: with the LoRA the word's picture differs from without it.
+    pictures = {}
+    for strength in (0.0, 1.0):
+        graph = Graph(CHECKPOINT)
+        load = graph.add("TextualInversionLoadPivotalLora", model=graph.model, clip=graph.clip,
+                         lora_name="my-pivot.safetensors", strength_model=strength)
+        graph.model = [load, 0]
+        graph.sample([load, 1], "a photo of <my-pivot>")
+        [pictures[strength]] = graph.run(server).values()
+    assert not torch.equal(pictures[0.0], pictures[1.0])
