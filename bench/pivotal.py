@@ -41,7 +41,7 @@ from textual_inversion_core.demo.world.model import Recipe, build_world_model, l
 from textual_inversion_core.demo.world.scenes import make_world  # noqa: E402
 from textual_inversion_core.embedding import Embedding  # noqa: E402
 from textual_inversion_core.hosts.diffusers import load_diffusers_model  # noqa: E402
-from textual_inversion_core.lora import LowRankAdapter  # noqa: E402
+from textual_inversion_core.lora import LowRankAdapter, model_layers  # noqa: E402
 from textual_inversion_core.training import TrainingConfig, train_embedding  # noqa: E402
 
 WAYS = ("word", "lora", "word+lora")
@@ -60,8 +60,8 @@ def acting(model, lora):
     """The LoRA in the pipeline's UNet while the block runs (nothing for a word alone)."""
     if lora is None:
         return contextlib.nullcontext()
-    return LowRankAdapter.restored(model.frozen_model().denoiser.adaptable_layers(), lora.weights,
-                                   model.frozen_model().device).attached()
+    frozen = model.frozen_model()
+    return LowRankAdapter.restored(model_layers(frozen), lora.weights, frozen.device).attached()
 
 
 def benchmark(args) -> dict:

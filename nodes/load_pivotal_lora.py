@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from ..textual_inversion_core.formats import EmbeddingFileError
 from ..textual_inversion_core.formats.pivotal_lora import load_pivotal_lora
 from ..textual_inversion_core.lora import PivotalLora
-from .comfy_host.adapted_model import adapted_clip, adapted_model
+from .comfy_host.adapted_model import adapted
 from .comfy_host.lora_folders import lora_file_names, lora_path
 from .socket_types import EmbeddingSocket, PivotalLoraSocket
 
@@ -26,7 +26,8 @@ class LoadPivotalLora(io.ComfyNode):
                 io.Clip.Input("clip"),
                 io.Combo.Input("lora_name", options=lora_file_names()),
                 io.Float.Input("strength_model", default=1.0, min=-100.0, max=100.0, step=0.01,
-                               tooltip="How strongly the LoRA changes the UNet; 0 leaves it out."),
+                               tooltip="How strongly the LoRA changes the UNet (and the text encoders, where it "
+                               "adapts them); 0 leaves it out."),
                 io.String.Input("token", default="", optional=True,
                                 tooltip="The word to write in prompts; empty uses the file's own."),
             ],
@@ -51,5 +52,4 @@ class LoadPivotalLora(io.ComfyNode):
         lora = load_pivotal_lora(lora_path(lora_name))
         if token.strip():
             lora = PivotalLora(lora.embedding.with_token(token.strip()), lora.weights)
-        return io.NodeOutput(adapted_model(model, lora, strength_model), adapted_clip(clip, lora), lora.embedding,
-                             lora)
+        return io.NodeOutput(*adapted(model, clip, lora, strength_model), lora.embedding, lora)

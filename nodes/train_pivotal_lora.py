@@ -11,7 +11,7 @@ from ..textual_inversion_core.lora import LAYER_SETS, PivotalLora
 from ..textual_inversion_core.templates import TEMPLATE_KINDS
 from ..textual_inversion_core.training import TrainingConfig
 from ..textual_inversion_core.validation import DEFAULT_GUIDANCE, Validation, validation_prompts
-from .comfy_host.adapted_model import adapted_clip, adapted_model
+from .comfy_host.adapted_model import adapted
 from .comfy_host.images import concept_images
 from .run_training import loss_graph, run_training
 from .socket_types import EmbeddingSocket, LoraModelSocket, PivotalLoraSocket
@@ -53,8 +53,8 @@ class TrainPivotalLora(io.ComfyNode):
                                tooltip="The word's learning rate during this stage: 0 keeps it as trained; a "
                                "small rate (e.g. 1e-4) lets it move with the LoRA."),
                 io.Combo.Input("layers", options=list(LAYER_SETS), default="attention", optional=True,
-                               tooltip="The UNet layers the LoRA adapts: the attention projections, or those and "
-                               "the feed-forward layers."),
+                               tooltip="The layers the LoRA adapts: the UNet's attention projections, those and "
+                               "its feed-forward layers, or those and the text encoders' attention."),
                 io.Mask.Input("masks", optional=True,
                               tooltip="Where the concept is in each picture, as for Train Embedding."),
                 io.Int.Input("preview_every", default=0, min=0, max=1_000_000, optional=True,
@@ -103,8 +103,7 @@ class TrainPivotalLora(io.ComfyNode):
         validation = Validation(validation_prompts(preview_prompt, config.token), preview_negative, preview_cfg)
         result = run_training(model, clip, vae, pictures, config, start, validation, seed, keep_previewed=False)
         lora = result.lora
-        return io.NodeOutput(adapted_model(model, lora), adapted_clip(clip, lora), lora, pivotal_lora_state(lora),
-                             loss_graph(result, config))
+        return io.NodeOutput(*adapted(model, clip, lora), lora, pivotal_lora_state(lora), loss_graph(result, config))
 
 
 def pivotal_config(start: Embedding | PivotalLora | None, steps: int, rank: int, learning_rate: float,

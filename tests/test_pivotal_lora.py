@@ -9,7 +9,7 @@ from textual_inversion_core.errors import ConfigError
 from textual_inversion_core.formats import EmbeddingFileError, load_embedding
 from textual_inversion_core.formats.pivotal_lora import load_pivotal_lora, save_pivotal_lora
 from textual_inversion_core.hosts.diffusers import load_diffusers_model
-from textual_inversion_core.lora import AdapterError, LowRankAdapter, PivotalLora
+from textual_inversion_core.lora import AdapterError, LowRankAdapter, PivotalLora, model_layers
 from textual_inversion_core.training import TrainingCallbacks, TrainingConfig, train_embedding
 
 RESOLUTION = 64
@@ -106,15 +106,14 @@ def test_the_file_applies_in_diffusers_as_training_computed_it(sd1, concept, wor
     path = save_pivotal_lora(lora, tmp_path / "ball")
     assert path.name == "ball.safetensors"
     # And what the UNet computes with the adapter as training applied it
-    adapter = LowRankAdapter.restored(sd1.frozen_model().denoiser.adaptable_layers(), lora.weights,
-                                      torch.device("cpu"))
+    adapter = LowRankAdapter.restored(model_layers(sd1.frozen_model()), lora.weights, torch.device("cpu"))
     with adapter.attached():
         trained = unet_prediction(sd1)
     # When diffusers loads the file's adapter with its own LoRA loader and the word with its textual inversion
     # loader
     fresh = load_diffusers_model(sd1_model_dir, device="cpu", dtype="float32")
     read = load_pivotal_lora(path)
-    fresh.pipeline.load_lora_weights(read.unet_weights())
+    fresh.pipeline.load_lora_weights(read.lora_weights())
     fresh.pipeline.load_textual_inversion(read.embedding.vectors["clip_l"], token=read.token,
                                           tokenizer=fresh.pipeline.tokenizer, text_encoder=fresh.pipeline.text_encoder)
     # Then its UNet computes what training did, and the word is the trained one
@@ -178,3 +177,27 @@ def test_the_lora_stage_follows_the_schedule_over_its_own_steps(sd1, concept, wo
     # Then the adapter's rate starts at lora_learning_rate and falls over the stage's own three steps
     assert rates.rates[3] == pytest.approx(1e-2)
     assert rates.rates[3] > rates.rates[4] > rates.rates[5] > 0
+
+
+def text_encoder_output(host, token_ids=(49406, 320, 1125, 539, 49407)):
+    ids = torch.tensor([list(token_ids) + [49407] * (77 - len(token_ids))])
+    ids = ids.clamp(max=host.pipeline.text_encoder.config.vocab_size - 1)
+    with torch.no_grad():
+        return host.pipeline.text_encoder(ids).last_hidden_state
+
+
+def test_an_adapter_on_the_text_encoder_too_applies_in_diffusers_as_training_computed_it(sd1, concept, word, tmp_path,
+                                                                                      sd1_model_dir):
+    # Given a LoRA on the UNet's and the text encoder's attention, written to its file
+    lora = train_embedding(sd1.frozen_model(), concept, config(lora_layers="attention+text_encoder"), resume=word).lora
+    assert any(name.startswith("lora_te_text_model_encoder_layers_") for name in lora.layer_names())
+    plain = text_encoder_output(sd1)
+    adapter = LowRankAdapter.restored(model_layers(sd1.frozen_model()), lora.weights, torch.device("cpu"))
+    with adapter.attached():
+        trained = text_encoder_output(sd1)
+    assert not torch.allclose(trained, plain)
+    # When diffusers' LoRA loader reads the file's adapter
+    fresh = load_diffusers_model(sd1_model_dir, device="cpu", dtype="float32")
+    fresh.pipeline.load_lora_weights(load_pivotal_lora(save_pivotal_lora(lora, tmp_path / "ball")).lora_weights())
+    # Then its text encoder computes what training did
+    torch.testing.assert_close(text_encoder_output(fresh), trained, rtol=1e-4, atol=1e-5)

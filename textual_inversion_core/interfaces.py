@@ -35,6 +35,11 @@ class PromptEncoder(Protocol):
         """Each encoder's median token-embedding norm over its vocabulary: the size of a real word."""
         ...
 
+    def adaptable_layers(self) -> dict[str, torch.nn.Linear]:
+        """The text encoders' transformer-layer linear layers by their kohya LoRA names (``lora_te_...``; SDXL
+        ``lora_te1_``/``lora_te2_``), for pivotal tuning's adapter. The trainer never writes their weights."""
+        ...
+
     def encode(self, prompts: Sequence[str], token: str, vectors: dict[str, torch.Tensor]) -> Conditioning:
         """Encode ``prompts``; each occurrence of ``token`` stands for the ``n`` rows of ``vectors[name]``.
 

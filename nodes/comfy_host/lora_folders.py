@@ -9,7 +9,7 @@ import folder_paths
 from ...textual_inversion_core.formats import EmbeddingFileError
 from ...textual_inversion_core.formats.pivotal_lora import save_pivotal_lora
 from ...textual_inversion_core.lora import PivotalLora
-from .embedding_folders import file_stem, save_under_new_name
+from .embedding_folders import display_path, file_stem, save_under_new_name
 
 
 def lora_file_names() -> list[str]:
@@ -32,9 +32,4 @@ def save_new_lora_file(lora: PivotalLora, prefix: str) -> Path:
 
 
 def display_lora_path(path: Path) -> str:
-    for root in folder_paths.get_folder_paths("loras"):
-        try:
-            return "loras/" + path.resolve().relative_to(Path(root).resolve()).as_posix()
-        except ValueError:
-            continue
-    return str(path)
+    return display_path(path, "loras")

@@ -10,6 +10,7 @@ import torch
 from ...textual_inversion_core.families import ENCODER_WIDTHS
 from ...textual_inversion_core.inspection import median_row_norm
 from ...textual_inversion_core.interfaces import Conditioning
+from ...textual_inversion_core.lora.adapter import text_encoder_prefix
 from .pseudo_words import clip_tokenizers, tokenizer_with_word
 
 
@@ -37,6 +38,16 @@ class ComfyPromptEncoder:
     def median_token_norms(self) -> dict[str, float]:
         return {name: median_row_norm(text_encoder(self._clip, name).transformer.get_input_embeddings().weight)
                 for name in self._tokenizers}
+
+    def adaptable_layers(self) -> dict[str, torch.nn.Linear]:
+        names = [name for name in ENCODER_WIDTHS if name in self._tokenizers]
+        layers = {}
+        for index, name in enumerate(names):
+            prefix = text_encoder_prefix(index, len(names))
+            for path, module in text_encoder(self._clip, name).transformer.named_modules():
+                if isinstance(module, torch.nn.Linear) and ".layers." in path:
+                    layers[prefix + path.replace(".", "_")] = module
+        return layers
 
     def encode(self, prompts: Sequence[str], token: str, vectors: dict[str, torch.Tensor]) -> Conditioning:
         self._clip.tokenizer = tokenizer_with_word(self._tokenizer, token, vectors)

@@ -43,6 +43,12 @@ def unet_output(model) -> torch.Tensor:
         return model.model.diffusion_model(x, torch.tensor([500.0]), context=context).float().clone()
 
 
+def text_output(clip) -> torch.Tensor:
+    """The CLIP's conditioning for a fixed prompt, with whatever patches ComfyUI has put on its weights."""
+    with torch.no_grad():
+        return clip.encode_from_tokens(clip.tokenize("a photo of a thing")).float().clone()
+
+
 def main() -> None:
     pictures = [data.ConceptImage(torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(i)), "", str(i))
                 for i in range(2)]
@@ -58,16 +64,26 @@ def main() -> None:
             word = training.train_embedding(frozen, pictures, word_config).embedding
             lora = training.train_embedding(frozen, pictures, lora_config, resume=word).lora
             # What training computed: the adapter's hooks on the same layers.
-            adapter = lora_module.LowRankAdapter.restored(frozen.denoiser.adaptable_layers(), lora.weights,
+            adapter = lora_module.LowRankAdapter.restored(lora_module.model_layers(frozen), lora.weights,
                                                           torch.device("cpu"))
             with adapter.attached():
                 trained = unet_output(model)
+            # And a LoRA on the text encoder's attention too.
+            text_config = training.TrainingConfig(token="<thing>", init_text="thing", steps=2, lora_steps=3,
+                                                  lora_learning_rate=0.05, lora_layers="attention+text_encoder")
+            text_lora = training.train_embedding(frozen, pictures, text_config, resume=word).lora
+        plain_text = text_output(clip)
+        with lora_module.LowRankAdapter.restored(lora_module.model_layers(frozen), text_lora.weights,
+                                                 torch.device("cpu")).attached():
+            trained_text = text_output(clip)
+        _, node_clip = adapted.adapted(model, clip, text_lora)
+        from_node_text = text_output(node_clip)
         base_after = model.model.diffusion_model.state_dict()
         untouched = all(torch.equal(base_before[k], base_after[k]) for k in base_before)
         after_training = unet_output(model)
 
         # The node's MODEL: ComfyUI's own LoRA patches on a clone.
-        node_model = adapted.adapted_model(model, lora)
+        node_model, _ = adapted.adapted(model, clip, lora)
         from_node = unet_output(node_model)
         with tempfile.TemporaryDirectory() as folder:
             path = files.save_pivotal_lora(lora, Path(folder) / "thing")
@@ -89,6 +105,10 @@ def main() -> None:
         "output_scale": trained.abs().max().item(),
         "bundled_word_vs_trained": (bundled.float() - lora.embedding.vectors["clip_l"]).abs().max().item(),
         "word_unchanged_by_lora_stage": torch.equal(lora.embedding.vectors["clip_l"], word.vectors["clip_l"]),
+        "text_layers_adapted": sum(name.startswith("lora_te_") for name in text_lora.layer_names()),
+        "text_adapter_changes_the_output": (trained_text - plain_text).abs().max().item(),
+        "node_clip_vs_training": (from_node_text - trained_text).abs().max().item(),
+        "text_output_scale": trained_text.abs().max().item(),
     }))
 
 

@@ -4,7 +4,7 @@ The adapter is in the kohya layout (``lora_unet_*.lora_down.weight``/``lora_up.w
 ``ss_network_*`` header fields), read by ComfyUI's LoRA loader, A1111/Forge and diffusers' ``load_lora_weights``.
 The word rides along as a bundled embedding, as A1111 and ComfyUI read it: ``bundle_emb.<token>.string_to_param.*``
 ``[n, width]`` for SD1/SD2, ``bundle_emb.<token>.clip_l`` and ``.clip_g`` for SDXL. diffusers' loader refuses
-keys it does not know, so it is given ``PivotalLora.unet_weights()`` and the word through
+keys it does not know, so it is given ``PivotalLora.lora_weights()`` and the word through
 ``load_textual_inversion``.
 """
 
@@ -17,7 +17,7 @@ import safetensors
 import safetensors.torch
 
 from ..embedding import Embedding, EmbeddingError
-from ..lora.adapter import KOHYA_UNET_PREFIX
+from ..lora.adapter import KOHYA_TEXT_PREFIXES, KOHYA_UNET_PREFIX
 from ..lora.pivotal_lora import PivotalLora
 from .errors import EmbeddingFileError
 from .layouts import BUNDLE_PREFIX, embedding_from_state
@@ -83,7 +83,7 @@ def load_pivotal_lora(path: str | os.PathLike) -> PivotalLora:
         raise EmbeddingFileError(f"{path} does not exist.") from None
     except Exception as err:
         raise EmbeddingFileError(f"{path} is not a safetensors file ({err}).") from err
-    weights = {k: v for k, v in state.items() if k.startswith(KOHYA_UNET_PREFIX)}
+    weights = {k: v for k, v in state.items() if k.startswith((KOHYA_UNET_PREFIX, *KOHYA_TEXT_PREFIXES))}
     bundled = {k: v for k, v in state.items() if k.startswith(BUNDLE_PREFIX)}
     if not weights or not bundled:
         raise EmbeddingFileError(

@@ -4,7 +4,7 @@
 - ``pivotal_lora``  PivotalLora: the word and its adapter, the value the stage produces
 """
 
-from .adapter import LAYER_SETS, AdapterError, LowRankAdapter, select_layers
+from .adapter import LAYER_SETS, AdapterError, LowRankAdapter, model_layers, select_layers
 from .pivotal_lora import PivotalLora
 
-__all__ = ["LAYER_SETS", "AdapterError", "LowRankAdapter", "PivotalLora", "select_layers"]
+__all__ = ["LAYER_SETS", "AdapterError", "LowRankAdapter", "PivotalLora", "model_layers", "select_layers"]

@@ -1,11 +1,13 @@
-"""Low-rank adapters (LoRA, Hu et al. 2021) on a frozen denoiser's linear layers.
+"""Low-rank adapters (LoRA, Hu et al. 2021) on a frozen model's linear layers: the UNet's, and optionally the
+text encoders'.
 
 Each adapted layer ``y = W x`` gains ``(alpha / rank) · up(down(x))`` through a forward hook: the base weights
 are never written, so they stay bit-identical and the host's own weight handling (ComfyUI's patches, offloading,
 half-precision copies) is left alone. ``up`` starts at zero, so an adapter that has not trained yet changes
 nothing. Weights are kept and written in the kohya layout every LoRA loader reads:
-``lora_unet_<layer>.lora_down.weight`` ``[rank, in]``, ``.lora_up.weight`` ``[out, rank]`` and ``.alpha``,
-with ``<layer>`` the diffusers UNet's module path, dots as underscores.
+``<layer>.lora_down.weight`` ``[rank, in]``, ``.lora_up.weight`` ``[out, rank]`` and ``.alpha``, with
+``<layer>`` ``lora_unet_`` and the diffusers UNet's module path, or ``lora_te_`` (SDXL: ``lora_te1_``,
+``lora_te2_``) and the transformers text encoder's, dots as underscores.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ import torch
 from ..errors import ConfigError, UserError
 
 KOHYA_UNET_PREFIX = "lora_unet_"
-# The transformer blocks' linear layers, by the end of their diffusers module paths.
-_ATTENTION = (".to_q", ".to_k", ".to_v", ".to_out.0")
-_FEED_FORWARD = (".ff.net.0.proj", ".ff.net.2")
-LAYER_SETS: dict[str, tuple[str, ...]] = {
-    "attention": _ATTENTION,
-    "attention+feedforward": _ATTENTION + _FEED_FORWARD,
+KOHYA_TEXT_PREFIXES = ("lora_te_", "lora_te1_", "lora_te2_")
+# The layers adapted, by the end of their kohya names: the UNet's transformer blocks, the text encoders' layers.
+_UNET_ATTENTION = ("_to_q", "_to_k", "_to_v", "_to_out_0")
+_UNET_FEED_FORWARD = ("_ff_net_0_proj", "_ff_net_2")
+_TEXT_ATTENTION = ("_self_attn_q_proj", "_self_attn_k_proj", "_self_attn_v_proj", "_self_attn_out_proj")
+LAYER_SETS: dict[str, dict[str, tuple[str, ...]]] = {
+    "attention": {"unet": _UNET_ATTENTION},
+    "attention+feedforward": {"unet": _UNET_ATTENTION + _UNET_FEED_FORWARD},
+    "attention+text_encoder": {"unet": _UNET_ATTENTION, "text": _TEXT_ATTENTION},
 }
 
 
@@ -36,12 +41,26 @@ def kohya_name(module_path: str) -> str:
     return KOHYA_UNET_PREFIX + module_path.replace(".", "_")
 
 
+def text_encoder_prefix(index: int, count: int) -> str:
+    """kohya's prefix for a model's ``index``-th of ``count`` text encoders."""
+    return "lora_te_" if count == 1 else f"lora_te{index + 1}_"
+
+
+def model_layers(model) -> dict[str, torch.nn.Module]:
+    """Every layer a ``FrozenModel``'s hosts offer an adapter, by kohya name: the UNet's and the text encoders'."""
+    layers = {kohya_name(path): module for path, module in model.denoiser.adaptable_layers().items()}
+    layers.update(model.prompt_encoder.adaptable_layers())
+    return layers
+
+
 def select_layers(layers: Mapping[str, torch.nn.Module], layer_set: str) -> dict[str, torch.nn.Module]:
-    """The host's transformer-block linear layers (diffusers module paths) that ``layer_set`` adapts, by kohya
-    name."""
+    """The layers (``model_layers``) that ``layer_set`` adapts."""
     if layer_set not in LAYER_SETS:
         raise ConfigError(f"lora_layers must be one of {', '.join(LAYER_SETS)}, got {layer_set!r}.")
-    chosen = {kohya_name(path): module for path, module in layers.items() if path.endswith(LAYER_SETS[layer_set])}
+    wanted = LAYER_SETS[layer_set]
+    chosen = {name: module for name, module in layers.items()
+              if (name.startswith(KOHYA_UNET_PREFIX) and name.endswith(wanted["unet"]))
+              or (name.startswith(KOHYA_TEXT_PREFIXES) and name.endswith(wanted.get("text", ())))}
     if not chosen:
         raise AdapterError("This model has no attention layers to adapt; pivotal tuning needs a cross-attention UNet.")
     return chosen
@@ -70,10 +89,10 @@ class LowRankAdapter:
     @classmethod
     def restored(cls, layers: Mapping[str, torch.nn.Module], weights: Mapping[str, torch.Tensor],
                  device: torch.device) -> "LowRankAdapter":
-        """The adapter ``weights`` (kohya layout) hold, on the host's ``layers`` (diffusers module paths), with
-        their own rank and alpha."""
+        """The adapter ``weights`` (kohya layout) hold, on the host's ``layers`` (``model_layers``), with their
+        own rank and alpha."""
         names = sorted(k[:-len(".lora_down.weight")] for k in weights if k.endswith(".lora_down.weight"))
-        by_name = {kohya_name(path): module for path, module in layers.items()}
+        by_name = dict(layers)
         missing = [name for name in names if name not in by_name]
         if not names or missing:
             raise AdapterError(f"The adapter's layers {', '.join(missing[:3]) or '(none)'} are not in this model; "

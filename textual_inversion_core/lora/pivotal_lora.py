@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import torch
 
 from ..embedding import Embedding
-from .adapter import KOHYA_UNET_PREFIX
+from .adapter import KOHYA_TEXT_PREFIXES, KOHYA_UNET_PREFIX
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +37,7 @@ class PivotalLora:
     def layer_names(self) -> list[str]:
         return sorted(k[:-len(".lora_down.weight")] for k in self.weights if k.endswith(".lora_down.weight"))
 
-    def unet_weights(self) -> dict[str, torch.Tensor]:
-        """The adapter alone, as LoRA loaders that know nothing of bundled words take it."""
-        return {k: v for k, v in self.weights.items() if k.startswith(KOHYA_UNET_PREFIX)}
+    def lora_weights(self) -> dict[str, torch.Tensor]:
+        """The adapter alone (UNet and text encoders), as LoRA loaders that know nothing of bundled words take
+        it."""
+        return {k: v for k, v in self.weights.items() if k.startswith((KOHYA_UNET_PREFIX, *KOHYA_TEXT_PREFIXES))}

@@ -32,7 +32,7 @@ from ..data import ConceptImage, ConceptDataError
 from ..embedding import Embedding
 from ..errors import ConfigError, UserError
 from ..interfaces import FrozenModel
-from ..lora import LowRankAdapter, PivotalLora, select_layers
+from ..lora import LowRankAdapter, PivotalLora, model_layers, select_layers
 from ..objective import denoising_loss
 from ..precision import autocast, loss_scaler
 from ..templates import PromptTemplates
@@ -171,7 +171,7 @@ def train_embedding(
 
     if steps_done >= config.total_steps:
         if adapter_weights is not None:
-            adapter = LowRankAdapter(select_layers(model.denoiser.adaptable_layers(), config.lora_layers),
+            adapter = LowRankAdapter(select_layers(model_layers(model), config.lora_layers),
                                      config.lora_rank, lora_alpha(config), device, weights=adapter_weights)
         return result(False)
     if resume is not None:
@@ -217,7 +217,7 @@ def train_embedding(
                 break
             if step > config.steps and adapter is None:
                 # ---- the LoRA stage begins: the adapter joins the optimiser and acts in every forward pass
-                adapter = LowRankAdapter(select_layers(model.denoiser.adaptable_layers(), config.lora_layers),
+                adapter = LowRankAdapter(select_layers(model_layers(model), config.lora_layers),
                                          config.lora_rank, lora_alpha(config), device, seed=config.seed,
                                          weights=adapter_weights)
                 hooks.enter_context(adapter.attached())

@@ -15,6 +15,7 @@ from ...embedding import check_fits_family, check_word
 from ...families import ENCODER_WIDTHS
 from ...inspection import Vocabulary, median_row_norm
 from ...interfaces import Conditioning
+from ...lora.adapter import text_encoder_prefix
 
 # A pipeline's tokenizer and text encoder for its first and second text encoder, by attribute (and folder) name.
 PIPELINE_ENCODERS = (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2"))
@@ -106,6 +107,16 @@ class DiffusersPromptEncoder:
 
     def median_token_norms(self) -> dict[str, float]:
         return {e.name: median_row_norm(e.model.get_input_embeddings().weight) for e in self._encoders}
+
+    def adaptable_layers(self) -> dict[str, torch.nn.Linear]:
+        layers = {}
+        for index, encoder in enumerate(self._encoders):
+            prefix = text_encoder_prefix(index, len(self._encoders))
+            for path, module in encoder.model.named_modules():
+                if isinstance(module, torch.nn.Linear) and ".layers." in path:
+                    # kohya names count from text_model, which transformers 5 no longer nests the layers in.
+                    layers[prefix + "text_model_" + path.removeprefix("text_model.").replace(".", "_")] = module
+        return layers
 
     def encode(self, prompts: Sequence[str], token: str, vectors: dict[str, torch.Tensor]) -> Conditioning:
         if isinstance(prompts, str):
