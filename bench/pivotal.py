@@ -33,14 +33,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import CONCEPT_PICTURES, RESOLUTION, figures, present, say  # noqa: E402
+from quality import CONCEPT_PICTURES, RESOLUTION, figures, open_world, present, say  # noqa: E402
 
 from textual_inversion_core.data import load_concept_folder  # noqa: E402
 from textual_inversion_core.demo.world.exam import model_answers, sit, word_exam, write_concept_folder  # noqa: E402
-from textual_inversion_core.demo.world.model import Recipe, build_world_model, load_judge  # noqa: E402
-from textual_inversion_core.demo.world.scenes import make_world  # noqa: E402
-from textual_inversion_core.embedding import Embedding  # noqa: E402
-from textual_inversion_core.hosts.diffusers import load_diffusers_model  # noqa: E402
 from textual_inversion_core.lora import LowRankAdapter, model_layers  # noqa: E402
 from textual_inversion_core.training import TrainingConfig, train_embedding  # noqa: E402
 
@@ -65,11 +61,7 @@ def acting(model, lora):
 
 
 def benchmark(args) -> dict:
-    model_path = build_world_model(Recipe(world_seed=args.seed))
-    world = make_world(args.seed)
-    judge = load_judge(model_path)
-    model = load_diffusers_model(model_path, device="cpu", dtype="float32")
-    start_word = Embedding("<none>", model.prompt_encoder.word_vectors("object"))
+    model_path, world, judge, model, start_word = open_world(args.seed)
     report = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "world_seed": args.seed,
               "model": str(model_path), "word_steps": args.word_steps, "lora_steps": args.lora_steps,
               "lora_rank": args.lora_rank, "lora_learning_rate": args.lora_lr or TrainingConfig.lora_learning_rate,

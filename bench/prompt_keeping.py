@@ -26,12 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import CONCEPT_PICTURES, figures, present, read_reports, say, train_project  # noqa: E402
+from quality import CONCEPT_PICTURES, figures, open_world, present, read_reports, say, train_project  # noqa: E402
 
 from textual_inversion_core.demo.world.exam import model_answers, sit, word_exam, write_concept_folder  # noqa: E402
-from textual_inversion_core.demo.world.model import Recipe, build_world_model, load_judge  # noqa: E402
-from textual_inversion_core.demo.world.scenes import BACKGROUNDS, make_world  # noqa: E402
-from textual_inversion_core.hosts.diffusers import load_diffusers_model  # noqa: E402
+from textual_inversion_core.demo.world.scenes import BACKGROUNDS  # noqa: E402
 from textual_inversion_core.training import DEFAULT_STEPS  # noqa: E402
 from textual_inversion_core.training.norm_control import NORM_CONTROLS  # noqa: E402
 
@@ -51,10 +49,7 @@ def leakage(model, word, token: str, judge) -> dict[str, float]:
 
 
 def benchmark(args) -> dict:
-    model_path = build_world_model(Recipe(world_seed=args.seed))
-    world = make_world(args.seed)
-    judge = load_judge(model_path)
-    model = load_diffusers_model(model_path, device="cpu", dtype="float32")
+    model_path, world, judge, model, _ = open_world(args.seed)
     work = Path(args.out or tempfile.mkdtemp(prefix="prompt-keeping-"))
     objects = [c for c in world.concepts() if c.kind == "object"]
     if args.only:

@@ -114,12 +114,17 @@ def time_to_quality(curve: dict[int, dict], init: float) -> dict | None:
     return None
 
 
-def benchmark(args, recipe: Recipe | None = None, cache: Path | None = None) -> dict:
-    model_path = build_world_model(recipe or Recipe(world_seed=args.seed), cache)
-    world = make_world(args.seed)
-    judge = load_judge(model_path)
+def open_world(seed: int, recipe: Recipe | None = None, cache: Path | None = None):
+    """The world of ``seed``, built or cached: its model's folder, the world, its judge, the model loaded (float32,
+    on the CPU) and a word that says nothing ("object"), for prompts without a learned word."""
+    model_path = build_world_model(recipe or Recipe(world_seed=seed), cache)
     model = load_diffusers_model(model_path, device="cpu", dtype="float32")
     start_word = Embedding("<none>", model.prompt_encoder.word_vectors("object"))
+    return model_path, make_world(seed), load_judge(model_path), model, start_word
+
+
+def benchmark(args, recipe: Recipe | None = None, cache: Path | None = None) -> dict:
+    model_path, world, judge, model, start_word = open_world(args.seed, recipe, cache)
     report = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "world_seed": args.seed,
               "model": str(model_path), "project_steps": args.steps, "example_steps": args.example_steps,
               "project_settings": project_settings(args),
