@@ -139,9 +139,12 @@ class LowRankAdapter:
 
         def add_low_rank_update(module, inputs, output):
             x = inputs[0]
-            # In the layer's compute dtype: a half-precision forward pass stays half precision.
-            delta = torch.nn.functional.linear(torch.nn.functional.linear(x, down.to(x.dtype)), up.to(x.dtype))
-            return output + (scale * delta).to(output.dtype)
+            # In the layer's compute dtype: a half-precision forward pass stays half precision. The scale goes
+            # into the small up matrix, and the update into the layer's own fresh output (which its backward
+            # does not need), so no other tensor the size of that output is made, forward or backward.
+            delta = torch.nn.functional.linear(torch.nn.functional.linear(x, down.to(x.dtype)),
+                                               (scale * up).to(x.dtype))
+            return output.add_(delta.to(output.dtype))
 
         return add_low_rank_update
 
