@@ -121,9 +121,6 @@ class LowRankAdapter:
     def parameters(self) -> list[torch.nn.Parameter]:
         return [*self.down.values(), *self.up.values()]
 
-    def count(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
     @contextlib.contextmanager
     def attached(self) -> Iterator[None]:
         """The layers compute ``W x + scale · up(down(x))`` until the block exits."""
@@ -148,18 +145,16 @@ class LowRankAdapter:
 
         return add_low_rank_update
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """The weights in the kohya layout, float32 on the CPU."""
+    def copy(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The weights as they are now, on their device: cheap to take every step, as ``state_dict`` is not."""
+        return {name: (self.down[name].detach().clone(), self.up[name].detach().clone()) for name in self.layers}
+
+    def state_dict(self, copy: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
+        """The weights (or those of an earlier ``copy``) in the kohya layout, float32 on the CPU."""
+        pairs = copy if copy is not None else {name: (self.down[name], self.up[name]) for name in self.layers}
         state = {}
-        for name in self.layers:
-            state[f"{name}.lora_down.weight"] = self.down[name].detach().float().cpu().clone()
-            state[f"{name}.lora_up.weight"] = self.up[name].detach().float().cpu().clone()
+        for name, (down, up) in pairs.items():
+            state[f"{name}.lora_down.weight"] = down.detach().float().cpu().clone()
+            state[f"{name}.lora_up.weight"] = up.detach().float().cpu().clone()
             state[f"{name}.alpha"] = torch.tensor(self.alpha)
         return state
-
-    def load_(self, state: Mapping[str, torch.Tensor]) -> None:
-        """Put ``state`` (as ``state_dict`` returned it) back into the parameters, in place."""
-        with torch.no_grad():
-            for name in self.layers:
-                self.down[name].copy_(state[f"{name}.lora_down.weight"])
-                self.up[name].copy_(state[f"{name}.lora_up.weight"])

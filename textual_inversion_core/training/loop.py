@@ -157,11 +157,14 @@ def train_embedding(
 
     adapter: LowRankAdapter | None = None
 
-    def word(vectors: Vectors, adapter_state: dict | None, steps: int, losses: list[float]) -> Snapshot:
+    def word(vectors: Vectors, adapter_copy: dict | None, steps: int, losses: list[float]) -> Snapshot:
+        adapter_state = None if adapter_copy is None else adapter.state_dict(adapter_copy)
         return snapshot(config, model, vectors, adapter_state, steps, losses, base_metadata, medians)
 
     def state() -> tuple[Vectors, dict | None, int]:
-        return clone(params), None if adapter is None else adapter.state_dict(), steps_done
+        # On the device, as the vectors are: taken every step for the divergence guard, so no copy to the CPU
+        # (and no wait for the device) until a snapshot is actually made.
+        return clone(params), None if adapter is None else adapter.copy(), steps_done
 
     def result(stopped: bool) -> TrainingResult:
         final = word(*state(), losses)
