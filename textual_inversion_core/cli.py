@@ -38,10 +38,9 @@ def word_steps(args) -> int:
     if args.steps is not None:
         return args.steps
     if args.resume and args.lora_steps:
-        from .formats.pivotal_lora import is_pivotal_lora, load_pivotal_lora
+        from .formats.pivotal_lora import load_snapshot
 
-        saved = load_pivotal_lora(args.resume) if is_pivotal_lora(args.resume) else load_embedding(args.resume)
-        return int(saved.metadata.get("steps", 0))
+        return int(load_snapshot(args.resume).metadata.get("steps", 0))
     return DEFAULT_STEPS
 
 

@@ -15,8 +15,8 @@ from .console import ConsoleProgress
 from .data import load_concept_folder
 from .embedding import Embedding
 from .errors import UserError
-from .formats import load_embedding, save_embedding
-from .formats.pivotal_lora import is_pivotal_lora, load_pivotal_lora, save_pivotal_lora
+from .formats import save_embedding
+from .formats.pivotal_lora import load_snapshot, save_pivotal_lora
 from .lora import PivotalLora
 from .loss_plot import render_loss_plot
 from .precision import resolve_device, weights_dtype
@@ -117,9 +117,7 @@ def run_train_job(job: TrainJob) -> TrainingResult:
     existing = [str(p) for p in job.planned_outputs() if p.exists()]
     if existing and not job.overwrite:
         raise OutputExists(f"would overwrite {', '.join(existing)}; choose another --out or pass --overwrite.")
-    resume = None
-    if job.resume:
-        resume = load_pivotal_lora(job.resume) if is_pivotal_lora(job.resume) else load_embedding(job.resume)
+    resume = load_snapshot(job.resume) if job.resume else None
     images = load_concept_folder(job.images, job.resolution, job.crop)
     masked = sum(image.mask is not None for image in images)
     print(f"{len(images)} pictures from {job.images} at {job.resolution}px"

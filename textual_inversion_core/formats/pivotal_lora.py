@@ -72,6 +72,13 @@ def is_pivotal_lora(path: str | os.PathLike) -> bool:
     return any(k.startswith(KOHYA_UNET_PREFIX) for k in keys) and any(k.startswith(BUNDLE_PREFIX) for k in keys)
 
 
+def load_snapshot(path: str | os.PathLike) -> Embedding | PivotalLora:
+    """What a training run left in ``path``: a pivotal LoRA, or else a word in any embedding format."""
+    from .reading import load_embedding
+
+    return load_pivotal_lora(path) if is_pivotal_lora(path) else load_embedding(path)
+
+
 def load_pivotal_lora(path: str | os.PathLike) -> PivotalLora:
     """Read a file ``save_pivotal_lora`` wrote (or any kohya LoRA with one bundled SD word)."""
     path = Path(path)
