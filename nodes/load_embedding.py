@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..textual_inversion_core.formats import EmbeddingFileError, load_embedding
-from .comfy_host.embedding_folders import embedding_file_names, embedding_path
+from ..textual_inversion_core.formats import load_embedding
+from .comfy_host.embedding_folders import embedding_file_names, embedding_path, file_fingerprint
 from .socket_types import EmbeddingSocket
 
 
@@ -32,11 +32,7 @@ class LoadEmbedding(io.ComfyNode):
 
     @classmethod
     def fingerprint_inputs(cls, embedding_name, token=""):
-        try:
-            stat = embedding_path(embedding_name).stat()
-        except (EmbeddingFileError, OSError):
-            return float("nan")  # never equal to itself: let execute() report the problem
-        return f"{stat.st_size}:{stat.st_mtime_ns}:{token}"
+        return file_fingerprint(embedding_path, embedding_name, token)
 
     @classmethod
     def execute(cls, embedding_name: str, token: str = "") -> io.NodeOutput:

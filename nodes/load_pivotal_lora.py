@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..textual_inversion_core.formats import EmbeddingFileError
 from ..textual_inversion_core.formats.pivotal_lora import load_pivotal_lora
-from ..textual_inversion_core.lora import PivotalLora
 from .comfy_host.adapted_model import adapted
+from .comfy_host.embedding_folders import file_fingerprint
 from .comfy_host.lora_folders import lora_file_names, lora_path
 from .socket_types import EmbeddingSocket, PivotalLoraSocket
 
@@ -41,15 +40,11 @@ class LoadPivotalLora(io.ComfyNode):
 
     @classmethod
     def fingerprint_inputs(cls, lora_name, strength_model, token=""):
-        try:
-            stat = lora_path(lora_name).stat()
-        except (EmbeddingFileError, OSError):
-            return float("nan")  # never equal to itself: let execute() report the problem
-        return f"{stat.st_size}:{stat.st_mtime_ns}:{strength_model}:{token}"
+        return file_fingerprint(lora_path, lora_name, strength_model, token)
 
     @classmethod
     def execute(cls, model, clip, lora_name: str, strength_model: float, token: str = "") -> io.NodeOutput:
         lora = load_pivotal_lora(lora_path(lora_name))
         if token.strip():
-            lora = PivotalLora(lora.embedding.with_token(token.strip()), lora.weights)
+            lora = lora.with_token(token.strip())
         return io.NodeOutput(*adapted(model, clip, lora, strength_model), lora.embedding, lora)

@@ -7,11 +7,9 @@ from __future__ import annotations
 import logging
 
 import comfy.model_management
-from PIL import Image
 
 from ..textual_inversion_core.data import ConceptImage
-from ..textual_inversion_core.embedding import Embedding
-from ..textual_inversion_core.lora import PivotalLora
+from ..textual_inversion_core.lora import PivotalLora, Snapshot, steps_trained, word_of
 from ..textual_inversion_core.loss_plot import render_loss_plot
 from ..textual_inversion_core.training import TrainingConfig, TrainingDiverged, TrainingResult, train_embedding
 from ..textual_inversion_core.validation import Validation
@@ -23,14 +21,12 @@ from .progress import NodeTrainingProgress
 
 log = logging.getLogger(__name__)
 
-Snapshot = Embedding | PivotalLora
-
 
 def run_training(model, clip, vae, pictures: list[ConceptImage], config: TrainingConfig, resume: Snapshot | None,
                  validation: Validation, seed: int, keep_previewed: bool) -> TrainingResult:
     """Train as ``config`` says; a stopped run raises ComfyUI's interrupt after keeping what it learned."""
     if resume is not None and resume.token != config.token:
-        resume = rename(resume, config.token)
+        resume = resume.with_token(config.token)
     height, width = pictures[0].pixels.shape[1:]
 
     def render(snapshot: Snapshot, step: int):
@@ -69,16 +65,6 @@ def loss_graph(result: TrainingResult, config: TrainingConfig):
     return picture_to_image(plot)
 
 
-def word_of(snapshot: Snapshot) -> Embedding:
-    return snapshot.embedding if isinstance(snapshot, PivotalLora) else snapshot
-
-
-def rename(snapshot: Snapshot, token: str) -> Snapshot:
-    if isinstance(snapshot, PivotalLora):
-        return PivotalLora(snapshot.embedding.with_token(token), snapshot.weights)
-    return snapshot.with_token(token)
-
-
 def keep(snapshot: Snapshot, step: int) -> str:
     """Save a snapshot under a new name (``<token>_step<N>``): a word in embeddings, a pivotal LoRA in loras."""
     stem = f"{file_stem(snapshot.token)}_step{step}"
@@ -91,8 +77,8 @@ def keep_unfinished(snapshot: Snapshot | None, resume: Snapshot | None) -> str |
     """Save what a run that did not finish learned, unless it holds nothing new; returns where it went."""
     if snapshot is None:
         return None
-    steps = snapshot.metadata.get("steps", 0) + snapshot.metadata.get("lora_steps", 0)
-    done_before = None if resume is None else resume.metadata.get("steps", 0) + resume.metadata.get("lora_steps", 0)
+    steps = steps_trained(snapshot)
+    done_before = None if resume is None else steps_trained(resume)
     if steps == 0 or steps == done_before:
         return None
     return keep(snapshot, steps)

@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from ..textual_inversion_core.embedding import Embedding
 from ..textual_inversion_core.errors import ConfigError
 from ..textual_inversion_core.formats.pivotal_lora import pivotal_lora_state
-from ..textual_inversion_core.lora import LAYER_SETS, PivotalLora
+from ..textual_inversion_core.lora import LAYER_SETS, PivotalLora, Snapshot
 from ..textual_inversion_core.templates import TEMPLATE_KINDS
 from ..textual_inversion_core.training import TrainingConfig
 from ..textual_inversion_core.validation import DEFAULT_GUIDANCE, Validation, validation_prompts
@@ -106,15 +106,14 @@ class TrainPivotalLora(io.ComfyNode):
         return io.NodeOutput(*adapted(model, clip, lora), lora, pivotal_lora_state(lora), loss_graph(result, config))
 
 
-def pivotal_config(start: Embedding | PivotalLora | None, steps: int, rank: int, learning_rate: float,
+def pivotal_config(start: Snapshot | None, steps: int, rank: int, learning_rate: float,
                    template: str = "object", batch_size: int = 1, seed: int = 0, word_learning_rate: float = 0.0,
                    layers: str = "attention", preview_every: int = 0) -> TrainingConfig:
     """The LoRA stage after ``start``'s own steps; ``ConfigError`` names the first setting that cannot work."""
     metadata = start.metadata if start is not None else {}
     return TrainingConfig(
         token=start.token if start is not None else "<word>", init_text=metadata.get("init_text") or "object",
-        num_vectors=start.embedding.num_vectors if isinstance(start, PivotalLora) else
-        start.num_vectors if start is not None else 1,
+        num_vectors=start.num_vectors if start is not None else 1,
         steps=int(metadata.get("steps", 0)), lora_steps=steps, lora_rank=rank, lora_learning_rate=learning_rate,
         lora_word_learning_rate=word_learning_rate, lora_layers=layers, template=template, batch_size=batch_size,
         seed=seed, preview_every=preview_every,

@@ -13,11 +13,10 @@ from pathlib import Path
 
 from .console import ConsoleProgress
 from .data import load_concept_folder
-from .embedding import Embedding
 from .errors import UserError
 from .formats import save_embedding
 from .formats.pivotal_lora import load_snapshot, save_pivotal_lora
-from .lora import PivotalLora
+from .lora import PivotalLora, Snapshot, word_of
 from .loss_plot import render_loss_plot
 from .precision import resolve_device, weights_dtype
 from .training import TrainingConfig, TrainingDiverged, TrainingResult, train_embedding
@@ -75,7 +74,7 @@ class TrainJob:
                                                            config.preview_every)]
         return paths
 
-    def save(self, snapshot: Embedding | PivotalLora, path: Path) -> Path:
+    def save(self, snapshot: Snapshot, path: Path) -> Path:
         if isinstance(snapshot, PivotalLora):
             return save_pivotal_lora(snapshot, path, overwrite=self.overwrite)
         return save_embedding(snapshot, path, format=self.file_format, overwrite=self.overwrite)[0]
@@ -93,11 +92,11 @@ class JobCallbacks(ConsoleProgress):
         print(f"pictures encoded; the first step starts {time.perf_counter() - self.started:.1f} s after the job "
               "did", file=sys.stderr)
 
-    def on_checkpoint(self, snapshot: Embedding | PivotalLora, step: int) -> None:
+    def on_checkpoint(self, snapshot: Snapshot, step: int) -> None:
         self.job.save(snapshot, self.job.checkpoint_path(step))
         self.saved_steps.add(step)
 
-    def on_preview(self, snapshot: Embedding | PivotalLora, step: int) -> None:
+    def on_preview(self, snapshot: Snapshot, step: int) -> None:
         self.preview(snapshot, step).save(self.job.preview_path(step))
         # The word the grid shows, to choose afterwards; the last step's word is the job's own output.
         if step < self.job.config.total_steps and step not in self.saved_steps:
@@ -131,10 +130,9 @@ def run_train_job(job: TrainJob) -> TrainingResult:
           f"loaded in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     validation = job.validation()
 
-    def render_validation(snapshot: Embedding | PivotalLora, step: int):
+    def render_validation(snapshot: Snapshot, step: int):
         # In the LoRA stage the adapter's hooks are on the pipeline's UNet while training runs, previews included.
-        embedding = snapshot.embedding if isinstance(snapshot, PivotalLora) else snapshot
-        pictures = model.render_pictures(embedding, validation.prompts, [config.seed] * len(validation.prompts),
+        pictures = model.render_pictures(word_of(snapshot), validation.prompts, [config.seed] * len(validation.prompts),
                                          resolution=job.resolution, guidance_scale=validation.guidance_scale,
                                          negative_prompt=validation.negative_prompt)
         return validation_grid(validation, pictures, step)

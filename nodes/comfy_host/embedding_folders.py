@@ -83,3 +83,13 @@ def display_path(path: Path, kind: str = "embeddings") -> str:
         except ValueError:
             continue
     return str(path)
+
+
+def file_fingerprint(find: Callable[[str], Path], name: str, *settings) -> str | float:
+    """What a loader node's ``fingerprint_inputs`` returns: it runs again when the file named ``name`` changes
+    on disk, not only when its inputs do."""
+    try:
+        stat = find(name).stat()
+    except (EmbeddingFileError, OSError):
+        return float("nan")  # never equal to itself: let execute() report the problem
+    return ":".join(str(part) for part in (stat.st_size, stat.st_mtime_ns, *settings))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 import torch
 
@@ -27,6 +27,13 @@ class PivotalLora:
         return self.embedding.metadata
 
     @property
+    def num_vectors(self) -> int:
+        return self.embedding.num_vectors
+
+    def with_token(self, token: str) -> "PivotalLora":
+        return PivotalLora(self.embedding.with_token(token), self.weights)
+
+    @property
     def rank(self) -> int:
         return next(w.shape[0] for k, w in self.weights.items() if k.endswith(".lora_down.weight"))
 
@@ -41,3 +48,16 @@ class PivotalLora:
         """The adapter alone (UNet and text encoders), as LoRA loaders that know nothing of bundled words take
         it."""
         return {k: v for k, v in self.weights.items() if k.startswith((KOHYA_UNET_PREFIX, *KOHYA_TEXT_PREFIXES))}
+
+
+# What a run hands its callbacks and takes to resume from: the word, and its adapter once there is one.
+Snapshot = Union[Embedding, PivotalLora]
+
+
+def word_of(snapshot: Snapshot) -> Embedding:
+    return snapshot.embedding if isinstance(snapshot, PivotalLora) else snapshot
+
+
+def steps_trained(snapshot: Snapshot) -> int:
+    """The steps behind a snapshot, the word's and the adapter's, as its metadata records them."""
+    return int(snapshot.metadata.get("steps", 0)) + int(snapshot.metadata.get("lora_steps", 0))

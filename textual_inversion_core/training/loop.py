@@ -32,7 +32,7 @@ from ..data import ConceptImage, ConceptDataError
 from ..embedding import Embedding
 from ..errors import ConfigError, UserError
 from ..interfaces import FrozenModel
-from ..lora import LowRankAdapter, PivotalLora, model_layers, select_layers
+from ..lora import LowRankAdapter, PivotalLora, Snapshot, model_layers, select_layers, steps_trained
 from ..objective import denoising_loss
 from ..precision import autocast, loss_scaler
 from ..templates import PromptTemplates
@@ -42,7 +42,6 @@ from .config import TrainingConfig
 from .norm_control import norm_penalty, norm_ratios, rescale_to
 
 Vectors = dict[str, torch.Tensor]
-Snapshot = Embedding | PivotalLora  # what a run hands its callbacks: the word, and its adapter once there is one
 
 
 @dataclasses.dataclass
@@ -142,7 +141,7 @@ def train_embedding(
     if resume is not None:
         resume.check_family(model.family)
         start = {name: resume.vectors[name] for name in model.prompt_encoder.encoder_widths}
-        steps_done = int(resume.metadata.get("steps", 0)) + int(resume.metadata.get("lora_steps", 0))
+        steps_done = steps_trained(resume)
         base_metadata = {k: v for k, v in resume.metadata.items() if not k.startswith(("loss_", "lora_"))}
     else:
         start = initial_vectors(model, config.init_text, config.num_vectors)
