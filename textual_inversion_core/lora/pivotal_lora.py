@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Union
+from typing import Any, Mapping
 
 import torch
 
@@ -51,7 +51,7 @@ class PivotalLora:
 
 
 # What a run hands its callbacks and takes to resume from: the word, and its adapter once there is one.
-Snapshot = Union[Embedding, PivotalLora]
+Snapshot = Embedding | PivotalLora
 
 
 def word_of(snapshot: Snapshot) -> Embedding:
