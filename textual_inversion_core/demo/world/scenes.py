@@ -143,8 +143,11 @@ def with_article(words: str) -> str:
 
 
 def _placement(rng: random.Random) -> dict:
-    size = rng.uniform(0.2, 0.34)
-    return dict(x=rng.uniform(size, 1 - size), y=rng.uniform(size, 1 - size), size=size,
+    # Near the middle: with the shape anywhere in the picture, a world model of the size this machine builds drew
+    # ragged blobs from noise (it refined a shape noised halfway into a clean one, so it knew the shapes but could
+    # not settle where a shape's outline goes).
+    size = rng.uniform(0.24, 0.34)
+    return dict(x=rng.uniform(0.4, 0.6), y=rng.uniform(0.4, 0.6), size=size,
                 tone=rng.uniform(0.35, 0.6), seed=rng.randrange(1 << 30))
 
 
