@@ -48,7 +48,7 @@ class Recipe:
     judge_decoder_steps: int = 400  # the judge's further training on the autoencoder's reconstructions
     vae_steps: int = 1600
     vae_batch: int = 16
-    unet_steps: int = 2800
+    unet_steps: int = 3600
     unet_batch: int = 32
     unet_lr: float = 1e-3
     ema_decay: float = 0.998
