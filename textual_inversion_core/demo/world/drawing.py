@@ -74,8 +74,9 @@ def _background(kind: str, tone: float, rng: np.random.Generator) -> np.ndarray:
     if kind == "plain":
         grey = np.full((SIDE, SIDE), tone, np.float32)
     elif kind == "striped":
-        along = x if rng.random() < 0.5 else y
-        grey = np.where(((along + phase) // (period / 2)) % 2 == 0, light, dark)
+        # Always upright: told "striped" with no word for which way, the world model drew the mean of both ways,
+        # a grid.
+        grey = np.where(((x + phase) // (period / 2)) % 2 == 0, light, dark)
     elif kind == "checked":
         grey = np.where((((x + phase) // period) + ((y + phase) // period)) % 2 == 0, light, dark)
     elif kind == "dotted":
