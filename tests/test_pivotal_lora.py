@@ -72,10 +72,34 @@ def test_the_lora_stage_trains_the_adapter_alone_and_every_base_weight_stays_bit
     assert lora.layer_names() and all("_attn1_to_" in k or "_attn2_to_" in k for k in lora.layer_names())
 
 
-def test_the_word_can_go_on_learning_at_its_own_rate(sd1, concept, word):
+def text_encoder_outputs_in_autograd(host, concept, word, **overrides):
+    """Whether each of the LoRA stage's text-encoder passes was recorded for a backward pass."""
+    recorded = []
+    hook = host.pipeline.text_encoder.register_forward_hook(
+        lambda module, args, output: recorded.append(output.last_hidden_state.requires_grad))
+    try:
+        result = train_embedding(host.frozen_model(), concept, config(**overrides), resume=word)
+    finally:
+        hook.remove()
+    return result, recorded
+
+
+@pytest.mark.parametrize("norm_control", ["off", "penalty"])
+def test_a_fixed_word_takes_the_text_encoder_out_of_the_lora_stages_backward(sd1, concept, word, norm_control):
+    # Given a LoRA stage whose word stays fixed (the default)
+    result, recorded = text_encoder_outputs_in_autograd(sd1, concept, word, norm_control=norm_control)
+    # Then no text-encoder pass was recorded for a backward, and the adapter still learned
+    assert recorded and not any(recorded)
+    assert any(w.abs().sum() > 0 for k, w in result.lora.weights.items() if k.endswith("lora_up.weight"))
+
+
+@pytest.mark.parametrize("norm_control", ["off", "penalty"])
+def test_the_word_can_go_on_learning_at_its_own_rate(sd1, concept, word, norm_control):
     # Given a LoRA stage that lets the word move slowly
-    result = train_embedding(sd1.frozen_model(), concept, config(lora_word_learning_rate=1e-3), resume=word)
-    # Then the word moved
+    result, recorded = text_encoder_outputs_in_autograd(sd1, concept, word, lora_word_learning_rate=1e-3,
+                                                        norm_control=norm_control)
+    # Then the text encoder's passes were differentiated and the word moved
+    assert recorded and all(recorded)
     assert not torch.equal(result.lora.embedding.vectors["clip_l"], word.vectors["clip_l"])
 
 

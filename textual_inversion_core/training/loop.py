@@ -224,6 +224,11 @@ def train_embedding(
                                          weights=adapter_weights)
                 hooks.enter_context(adapter.attached())
                 optimizer.add_param_group({"params": adapter.parameters(), "lr": 0.0})
+                if not config.lora_word_learning_rate:
+                    # A fixed word out of autograd: the text encoder then keeps no activations for a backward
+                    # pass and runs none, which leaves the stage the memory the adapter's own inputs take.
+                    for p in params.values():
+                        p.requires_grad_(False)
                 before = older = state()
             older, before = before, state()
             lr = word_rate(step)
@@ -246,7 +251,7 @@ def train_embedding(
                 scaler.scale(loss).backward()
                 step_losses.append(loss.detach())
             step_loss = torch.stack(step_losses).sum()
-            if config.norm_control == "penalty":
+            if config.norm_control == "penalty" and next(iter(params.values())).requires_grad:
                 scaler.scale(norm_penalty(params, init_norms, config.norm_penalty)).backward()
 
             # ---- the update; float16's scaler skips one whose gradient overflowed and lowers its scale
