@@ -1,6 +1,7 @@
 """The concept world: pictures and captions from a seed, concepts the captions never name, exams that change one
 thing at a time, and a model built from it that the product loads like any local model."""
 
+import dataclasses
 import random
 
 import numpy as np
@@ -122,6 +123,15 @@ def test_the_world_model_is_built_once_and_cached_under_its_recipe(tiny_world, t
     assert (tiny_world / "unet" / "config.json").stat().st_mtime_ns == stamp
     # And another recipe has another key
     assert Recipe(unet_steps=4).key() != TINY.key()
+
+
+def test_a_recipe_that_changes_only_the_unet_reuses_the_autoencoder(tiny_world, capfd):
+    # Given a built world model, when a recipe that differs in its UNet alone is built beside it
+    other = build_world_model(dataclasses.replace(TINY, unet_steps=4), tiny_world.parent)
+    # Then the autoencoder was not trained again and is the same weights
+    assert other != tiny_world and "vae " not in capfd.readouterr().err
+    assert (other / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == \
+        (tiny_world / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
 
 
 def test_the_product_trains_a_word_on_the_world_model(tiny_world, tmp_path):

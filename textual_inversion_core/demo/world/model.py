@@ -171,6 +171,22 @@ def _cached_judge(pictures, scenes, recipe: Recipe, cache: Path) -> Judge:
     return judge
 
 
+def _cached_vae(pictures: torch.Tensor, recipe: Recipe, cache: Path) -> AutoencoderKL:
+    """The autoencoder depends on the world's pictures and its own settings alone, so a recipe that changes only
+    the UNet or the text encoder reuses it (a quarter of a build's time)."""
+    fields = ["world_seed", "pictures", "vae_steps", "vae_batch", "latent_channels", "version"]
+    key = hashlib.sha256(json.dumps([getattr(recipe, f) for f in fields]).encode()).hexdigest()
+    folder = cache / f"vae-{recipe.world_seed}-{key[:12]}"
+    if (folder / "config.json").is_file():
+        return AutoencoderKL.from_pretrained(folder).eval().requires_grad_(False)
+    vae = _train_vae(pictures, recipe)
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    vae.save_pretrained(staging)
+    staging.rename(folder)
+    return vae
+
+
 def _train_vae(pictures: torch.Tensor, recipe: Recipe) -> AutoencoderKL:
     generator = torch.Generator().manual_seed(recipe.world_seed)
     vae = _vae(recipe).train()
@@ -268,7 +284,7 @@ def build_world_model(recipe: Recipe = Recipe(), cache: Path | None = None) -> P
     print(f"  drew {len(scenes)} pictures in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
     judge = _cached_judge(pictures, scenes, recipe, path.parent)
-    vae = _train_vae(pictures, recipe)
+    vae = _cached_vae(pictures, recipe, path.parent)
     latents = _encode_all(vae, pictures)
     vae.register_to_config(scaling_factor=float(1 / latents.std()))
     latents = latents * vae.config.scaling_factor
