@@ -138,8 +138,9 @@ def _apply_style(picture, mask, ground, paint, style, rng) -> np.ndarray:
         out = np.repeat(np.repeat(blocks, 4, axis=0), 4, axis=1)
     elif style == "faded":
         out = 0.38 + 0.5 * picture + rng.normal(0, 0.015, picture.shape)
-    elif style == "inverted":
-        out = 1 - picture
+    elif style == "dark":
+        # Every hue kept, as in faded: the style is one change to the whole picture, whatever its colour words.
+        out = 0.05 + 0.5 * picture + rng.normal(0, 0.015, picture.shape)
     else:
         raise ValueError(f"unknown style {style!r}")
     return np.clip(out, 0, 1).astype(np.float32)

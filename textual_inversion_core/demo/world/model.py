@@ -58,7 +58,7 @@ class Recipe:
     latent_channels: int = 16
     text_residual_scale: float = 0.03
     text_position_scale: float = 0.25
-    version: int = 5  # raised whenever the world's drawing or captions change
+    version: int = 6  # raised whenever the world's drawing or captions change
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:12]

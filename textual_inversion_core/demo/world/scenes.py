@@ -16,13 +16,15 @@ BACKGROUNDS = ("plain", "striped", "checked", "dotted", "gradient", "grid")
 # The first is the unstyled picture; each style has the words that caption it.
 # Every style changes what a 4x latent grid keeps (palette, edges, 4-pixel blocks): a per-pixel grain did not
 # survive the autoencoder, so a word could not have asked for it.
-STYLES = ("photo", "outline", "pixelated", "faded", "inverted")
+# An inverted palette was tried: asked for "an inverted photo of a red star", the world model had to draw a cyan
+# one, a colour that two words decide together, and it drew a red one (65 % of inverted prompts read as photos).
+STYLES = ("photo", "outline", "pixelated", "faded", "dark")
 STYLE_PHRASES = {
     "photo": "a photo of",
     "outline": "an outline drawing of",
     "pixelated": "a pixelated image of",
     "faded": "a faded photo of",
-    "inverted": "an inverted photo of",
+    "dark": "a dark photo of",
 }
 # The phrase a picture is captioned with when its style goes unnamed: every style, named or not, is sometimes
 # captioned so, lest the generic phrase itself come to mean the held-out style.
