@@ -126,7 +126,8 @@ class TrainEmbedding(io.ComfyNode):
                     tooltip="Keeps the word's vectors the size of real words, so the word does not drown the "
                     "rest of a prompt. rescale: back to the vocabulary's median norm after every step; penalty: "
                     "a loss term pulling each vector's norm towards the init word's (norm_penalty sets its "
-                    "weight).",
+                    "weight). Off by default: on the concept world both made the words worse (edits that keep the "
+                    "concept 0.19 against 0.35 off, reconstruction 0.62-0.68 against 0.81).",
                 ),
                 io.Float.Input(
                     "norm_penalty", default=0.1, min=0.0, max=100.0, step=0.01, optional=True,
