@@ -209,7 +209,7 @@ def train_embedding(
     # The vectors (and adapter) before the current step and before the one preceding it, with their step
     # counts, for the snapshot kept when a step diverges.
     before = older = state()
-    first_step, stopped = steps_done + 1, False
+    first_step, stopped, word_learns = steps_done + 1, False, True
     started = time.perf_counter()
     hooks = contextlib.ExitStack()
     try:
@@ -224,7 +224,8 @@ def train_embedding(
                                          weights=adapter_weights)
                 hooks.enter_context(adapter.attached())
                 optimizer.add_param_group({"params": adapter.parameters(), "lr": 0.0})
-                if not config.lora_word_learning_rate:
+                word_learns = bool(config.lora_word_learning_rate)
+                if not word_learns:
                     # A fixed word out of autograd: the text encoder then keeps no activations for a backward
                     # pass and runs none, which leaves the stage the memory the adapter's own inputs take.
                     for p in params.values():
@@ -251,7 +252,7 @@ def train_embedding(
                 scaler.scale(loss).backward()
                 step_losses.append(loss.detach())
             step_loss = torch.stack(step_losses).sum()
-            if config.norm_control == "penalty" and next(iter(params.values())).requires_grad:
+            if config.norm_control == "penalty" and word_learns:
                 scaler.scale(norm_penalty(params, init_norms, config.norm_penalty)).backward()
 
             # ---- the update; float16's scaler skips one whose gradient overflowed and lowers its scale

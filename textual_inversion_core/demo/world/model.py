@@ -158,10 +158,15 @@ def draw_training_set(world: World, count: int, seed: int):
     return scenes, torch.from_numpy(pictures).permute(0, 3, 1, 2).contiguous()
 
 
+def _part_key(recipe: Recipe, *fields: str) -> str:
+    """A key for a part of the build cached on its own: a hash of the recipe fields that part depends on."""
+    return hashlib.sha256(json.dumps([getattr(recipe, f) for f in fields]).encode()).hexdigest()[:12]
+
+
 def _cached_judge(pictures, scenes, recipe: Recipe, cache: Path) -> Judge:
     """The judge depends on the world's pictures alone, so a new recipe for the model reuses it."""
-    key = hashlib.sha256(json.dumps([recipe.world_seed, recipe.pictures, recipe.judge_steps, recipe.version]).encode()).hexdigest()
-    file = cache / f"judge-{recipe.world_seed}-{key[:12]}.safetensors"
+    key = _part_key(recipe, "world_seed", "pictures", "judge_steps", "version")
+    file = cache / f"judge-{recipe.world_seed}-{key}.safetensors"
     if file.is_file():
         return read_judge(file)
     judge = train_judge(pictures, scenes, recipe.judge_steps, seed=recipe.world_seed,
@@ -174,9 +179,8 @@ def _cached_judge(pictures, scenes, recipe: Recipe, cache: Path) -> Judge:
 def _cached_vae(pictures: torch.Tensor, recipe: Recipe, cache: Path) -> AutoencoderKL:
     """The autoencoder depends on the world's pictures and its own settings alone, so a recipe that changes only
     the UNet or the text encoder reuses it (a quarter of a build's time)."""
-    fields = ["world_seed", "pictures", "vae_steps", "vae_batch", "latent_channels", "version"]
-    key = hashlib.sha256(json.dumps([getattr(recipe, f) for f in fields]).encode()).hexdigest()
-    folder = cache / f"vae-{recipe.world_seed}-{key[:12]}"
+    key = _part_key(recipe, "world_seed", "pictures", "vae_steps", "vae_batch", "latent_channels", "version")
+    folder = cache / f"vae-{recipe.world_seed}-{key}"
     if (folder / "config.json").is_file():
         return AutoencoderKL.from_pretrained(folder).eval().requires_grad_(False)
     vae = _train_vae(pictures, recipe)
