@@ -26,16 +26,23 @@ data = extension_module(repository, "textual_inversion_core.data")
 
 
 class WeightWatch(training.TrainingCallbacks):
-    """After each step: which weights were in autograd during it, and how long it took."""
+    """After each step: which weights were in autograd during it, how many of the UNet's convolutions went
+    through the core's routing, and how long it took."""
 
-    def __init__(self, weights):
+    def __init__(self, weights, convolutions):
         self.weights, self.in_autograd, self.seconds, self.last = weights, [], [], time.perf_counter()
+        self.convolutions, self.routed = convolutions, []
 
     def on_step(self, report):
         now = time.perf_counter()
         self.seconds.append(now - self.last)
         self.last = now
         self.in_autograd.append(sum(p.requires_grad for p in self.weights))
+        self.routed.append(routed(self.convolutions))
+
+
+def routed(convolutions) -> int:
+    return sum("_conv_forward" in vars(layer) for layer in convolutions)
 
 
 def main() -> None:
@@ -46,7 +53,8 @@ def main() -> None:
     weights = [p for m in (model.model, clip.cond_stage_model) for p in m.parameters()]
     for weight in weights:
         weight.requires_grad_(True)
-    watch = WeightWatch(weights)
+    convolutions = [m for m in model.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    watch = WeightWatch(weights, convolutions)
     with torch.inference_mode():  # the node's own mode
         frozen = comfy_host.frozen_model(model, clip, vae)
         with comfy_host.training_session(model, clip):
@@ -58,6 +66,9 @@ def main() -> None:
         "weights_with_a_gradient": sum(p.grad is not None for p in weights),
         "weights_requiring_grad_after": sum(p.requires_grad for p in weights),
         "seconds_per_step": watch.seconds,
+        "convolutions": len(convolutions),
+        "convolutions_routed_during_steps": watch.routed,
+        "convolutions_routed_after": routed(convolutions),
     }))
 
 

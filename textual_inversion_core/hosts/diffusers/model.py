@@ -8,6 +8,7 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 from PIL import Image
 
 from ...embedding import Embedding
+from ...frozen_convolutions import route_convolutions
 from ...families import FAMILY_ENCODERS, family_of_single_encoder
 from ...interfaces import FrozenModel
 from ...precision import autocast_dtype_for, resolve_device, resolve_dtype
@@ -42,6 +43,7 @@ class DiffusersModel:
             pipeline.vae.to(dtype=torch.float32)
         pipeline.unet.set_attn_processor(AttnProcessor2_0())
         pipeline.vae.set_attn_processor(AttnProcessor2_0())
+        route_convolutions(pipeline.unet)  # frozen for this object's life, as every weight here
         pipeline.set_progress_bar_config(disable=True)
 
         encoders = [
