@@ -14,7 +14,9 @@ measures and prints:
   textual_inversion_core train`` does), the same in float32 (``fp32``) and diffusers' example trainer's step
   (``example``: float32, VAE encode every step, gradient of the whole token-embedding table), and with
   ``--comfyui`` the Train Embedding path through ComfyUI's own model objects on the same weights (``comfyui``:
-  as ComfyUI loads them on this device; ``comfyui-bf16``: as ComfyUI started with ``--bf16-unet`` does); and
+  as ComfyUI loads them on this device; ``comfyui-bf16``: as ComfyUI started with ``--bf16-unet`` does;
+  ``comfyui-core``: the ``default`` run again in ComfyUI's Python when that is another interpreter, so ComfyUI's
+  step is held to the core's on the same torch build); and
   the pivotal LoRA stage's step (``lora``: the default run's, with the adapter training);
 - whether the goals are met, at each resolution: the default step at most a third of the example's, at least 70 %
   of the float32 FLOP floor, at most half the example's peak RSS, ComfyUI's step within 1.2x the core's, and at
@@ -68,7 +70,7 @@ from sd15_model import build_sd15_model  # noqa: E402
 
 RUNS = ("example", "fp32", "default", "lora")
 CHILDREN = {"default": run_project, "fp32": run_project, "lora": run_project, "example": run_example,
-            "comfyui": run_comfyui, "comfyui-bf16": run_comfyui}
+            "comfyui": run_comfyui, "comfyui-bf16": run_comfyui, "comfyui-core": run_project}
 
 
 def load_average() -> float | None:
@@ -86,11 +88,15 @@ def wait_for_quiet(threshold: float, patience: float) -> None:
         time.sleep(5)
 
 
+def comfyui_python() -> str:
+    return os.environ.get("COMFYUI_PYTHON", sys.executable)
+
+
 def run_child(kind: str, size: int, args, count_flops: bool = False) -> dict:
     """One run in a fresh process, after waiting for a quiet machine; a run that other processes disturbed (its
     steps spread more than 25 %, or the load ended well above this run's own threads) is measured again, up to
     ``--retries`` times, and the run with the lowest median kept."""
-    python = os.environ.get("COMFYUI_PYTHON", sys.executable) if kind.startswith("comfyui") else sys.executable
+    python = comfyui_python() if kind.startswith("comfyui") else sys.executable
     command = [python, str(Path(__file__).resolve()), "--child", kind, "--size", str(size), "--model", str(args.model),
                "--warmup", str(args.warmup), "--steps", str(args.steps), "--device", args.device]
     if count_flops:
@@ -158,6 +164,8 @@ def main() -> None:
         report = {"machine": machine_description(device), "native_dtype": str(native_compute_dtype(device)),
                   "load_start": load_average(), "rates": measure_rates(device, dtypes), "sizes": {}}
         kinds = [k for k in RUNS if k in args.runs] + (["comfyui", "comfyui-bf16"] if args.comfyui else [])
+        if args.comfyui and comfyui_python() != sys.executable:
+            kinds.append("comfyui-core")
         for size in args.sizes:
             entry = {"runs": {}}
             for kind in kinds:

@@ -64,6 +64,17 @@ def test_each_goal_is_a_ratio_of_figures_from_the_same_run(bench):
     assert line.startswith("goals at 512 px:") and "ComfyUI step vs the core's 1.25 (at most 1.20: NOT met)" in line
 
 
+def test_comfyuis_step_is_held_to_the_cores_on_the_same_torch_when_comfyui_has_its_own_python(bench):
+    # Given ComfyUI's step, the core's default in this Python and the core's default again in ComfyUI's Python
+    # (another torch build, slower on this machine)
+    entry = {"runs": {"default": run(4.2), "comfyui": run(5.2), "comfyui-core": run(5.0)}, "floor_seconds": {}}
+    # Then ComfyUI's step is compared with the core's in ComfyUI's Python
+    assert bench.goals(entry)["ComfyUI step vs the core's"]["value"] == pytest.approx(5.2 / 5.0)
+    # and with the default run when no such run was made (ComfyUI shares this Python)
+    del entry["runs"]["comfyui-core"]
+    assert bench.goals(entry)["ComfyUI step vs the core's"]["value"] == pytest.approx(5.2 / 4.2)
+
+
 def test_the_kernel_floor_goal_is_in_the_dtype_the_default_computes_in(bench):
     # Given a machine whose default trains in float32 (bfloat16 would be emulated) and its kernel floors
     entry = {"runs": {"default": {**run(6.0, 3.5e9), "dtype": "float32"}},
