@@ -28,8 +28,8 @@ def training_session(model, clip) -> Iterator[None]:
     CLIP's LayerNorms saves a copy of its input, so the layers' in-place residual additions cannot invalidate
     what backward needs. Every weight is out of autograd for the block, so only the word's vectors get a
     gradient, and the UNet's convolutions go through the core's ``route_convolutions`` (no input kept for a
-    weight gradient; on a CPU the faster kernel for each grid). The hooks and the routing are removed and the weights' own ``requires_grad`` flags restored on exit, whatever
-    happens.
+    weight gradient; on a CPU the faster kernel for each grid). The hooks and the routing are removed and the
+    weights' own ``requires_grad`` flags restored on exit, whatever happens.
     """
     with torch.inference_mode(False), torch.enable_grad():
         comfy.model_management.load_models_gpu([model, clip.patcher])

@@ -8,8 +8,8 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 from PIL import Image
 
 from ...embedding import Embedding
-from ...frozen_convolutions import route_convolutions
 from ...families import FAMILY_ENCODERS, family_of_single_encoder
+from ...frozen_convolutions import route_convolutions
 from ...interfaces import FrozenModel
 from ...precision import autocast_dtype_for, resolve_device, resolve_dtype
 from .denoiser import DiffusersDenoiser
