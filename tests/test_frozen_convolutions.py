@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from textual_inversion_core.frozen_convolutions import BLAS_GRID_LIMIT, route_convolutions
+from textual_inversion_core.frozen_convolutions import BLAS_POSITIONS_LIMIT, route_convolutions
 
 
 class AtenCalls(TorchDispatchMode):
@@ -84,22 +84,24 @@ def test_a_routed_layer_keeps_its_weight_for_backward_but_not_its_input():
     assert saved_shapes() == [(8, 8, 3, 3)]
 
 
-def test_on_a_cpu_small_float32_grids_go_to_the_blas_kernel_and_large_ones_to_pytorchs_choice():
+def test_on_a_cpu_few_float32_output_positions_go_to_the_blas_kernel_and_more_to_pytorchs_choice():
     # Given a routed frozen convolution
     layer = frozen_layer(8, 8, kernel_size=3, padding=1)
     route_convolutions(layer)
-    small = int(BLAS_GRID_LIMIT ** 0.5)
+    small = int(BLAS_POSITIONS_LIMIT ** 0.5)
 
-    def kernels(side, dtype=torch.float32):
-        picture = torch.randn(1, 8, side, side, dtype=dtype, requires_grad=True)
+    def kernels(side, dtype=torch.float32, batch=1):
+        picture = torch.randn(batch, 8, side, side, dtype=dtype, requires_grad=True)
         layer.to(dtype)
         with AtenCalls() as calls:
             layer(picture).sum().backward()
         return [name for name in calls.names if "conv" in name]
 
-    # When it runs on grids at and above the limit, and in bfloat16, then each goes where it is faster
+    # When it runs on grids at and above the limit, in batches, and in bfloat16, then each goes where it is faster
     assert kernels(small) == ["aten::_slow_conv2d_forward", "aten::_slow_conv2d_backward.output_mask"]
     assert kernels(small + 1) == ["aten::convolution", "aten::convolution_backward"]
+    assert kernels(small // 2, batch=4) == ["aten::_slow_conv2d_forward", "aten::_slow_conv2d_backward.output_mask"]
+    assert kernels(small, batch=2) == ["aten::convolution", "aten::convolution_backward"]
     assert kernels(small, torch.bfloat16) == ["aten::convolution", "aten::convolution_backward"]
 
 

@@ -7,17 +7,18 @@ weight gradient nobody asks for. Here the input is not kept (one activation per 
 
 On a CPU PyTorch sends every float32 3x3 convolution to oneDNN. For the UNet's deep layers, many channels on a
 small grid at batch 1, oneDNN's kernels run at a fraction of the machine's matmul rate, where unfolding the
-picture and multiplying by the weight in the BLAS (PyTorch's own "slow" convolution) runs near it; on large grids
-oneDNN is the faster. ``bench/step.py`` shows the step's figures both ways.
+picture and multiplying by the weight in the BLAS (PyTorch's own "slow" convolution) runs near it; on large grids,
+and on small ones in large batches, oneDNN is the faster. ``bench/step.py`` times the step.
 """
 
 from __future__ import annotations
 
 import torch
 
-# Output positions up to which the unfold-and-BLAS kernel beats oneDNN on a CPU in float32 (16x16: the SD UNet's
-# two deepest levels at 256 px, its deepest at 512 px; on 32x32 and larger grids oneDNN is the faster).
-BLAS_GRID_LIMIT = 16 * 16
+# Output positions, over the whole batch, up to which the unfold-and-BLAS kernel beats oneDNN on a CPU in float32:
+# one picture's 16x16 grid (the SD UNet's two deepest levels at 256 px, its deepest at 512 px). oneDNN is the
+# faster on larger grids, and on small grids in large batches (a small UNet trained at batch 32, say).
+BLAS_POSITIONS_LIMIT = 16 * 16
 
 
 def convolve(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding, dilation,
@@ -94,7 +95,8 @@ def _forward(input, weight, bias, geometry):
 
 
 def _blas_kernel(input: torch.Tensor, weight: torch.Tensor, geometry) -> bool:
-    """Whether the unfold-and-BLAS kernel is the faster for this convolution (a CPU's float32, small grids)."""
+    """Whether the unfold-and-BLAS kernel is the faster for this convolution (a CPU's float32, few output
+    positions)."""
     stride, padding, dilation, groups = geometry
     if input.device.type != "cpu" or input.dtype != torch.float32 or weight.dtype != torch.float32:
         return False
@@ -102,7 +104,7 @@ def _blas_kernel(input: torch.Tensor, weight: torch.Tensor, geometry) -> bool:
         return False
     height, width = ((size + 2 * pad - kernel) // step + 1
                      for size, pad, kernel, step in zip(input.shape[-2:], padding, weight.shape[-2:], stride))
-    return height * width <= BLAS_GRID_LIMIT
+    return input.shape[0] * height * width <= BLAS_POSITIONS_LIMIT
 
 
 def _pair(value) -> tuple[int, int]:
