@@ -41,24 +41,25 @@ GOALS = (
 )
 
 
-def comfyui_baseline(runs: dict) -> dict | None:
-    """What ComfyUI's step is held to: the core's default run on the same torch (``comfyui-core``, run in
-    ComfyUI's Python when that is another interpreter, whose torch build may differ), else the default run."""
-    return runs.get("comfyui-core") or runs.get("default")
+def comfyui_ratio(runs: dict) -> float | None:
+    """ComfyUI's step over the core's default on the same torch (``comfyui-core``, run in ComfyUI's Python when
+    that is another interpreter, whose torch build may differ), else over the default run; None without both."""
+    comfyui, core = runs.get("comfyui"), runs.get("comfyui-core") or runs.get("default")
+    return comfyui["seconds_per_step"] / core["seconds_per_step"] if comfyui and core else None
 
 
 def goals(entry: dict) -> dict:
     """The goals one resolution's runs can be judged on: {name: {"value", "bound", "met"}}."""
     runs, floor, kernel_floor = entry["runs"], entry.get("floor_seconds", {}), entry.get("kernel_floor_seconds", {})
-    default, example, comfyui = runs.get("default"), runs.get("example"), runs.get("comfyui")
+    default, example = runs.get("default"), runs.get("example")
     measured = {}
     if default and example:
         measured[GOALS[0][0]] = default["seconds_per_step"] / example["seconds_per_step"]
         measured[GOALS[2][0]] = default["peak_rss_bytes"] / example["peak_rss_bytes"]
     if default and "float32" in floor:
         measured[GOALS[1][0]] = floor["float32"] / default["seconds_per_step"]
-    if comfyui and comfyui_baseline(runs):
-        measured[GOALS[3][0]] = comfyui["seconds_per_step"] / comfyui_baseline(runs)["seconds_per_step"]
+    if (ratio := comfyui_ratio(runs)) is not None:
+        measured[GOALS[3][0]] = ratio
     if default and default.get("dtype") in kernel_floor:
         measured[GOALS[4][0]] = kernel_floor[default["dtype"]] / default["seconds_per_step"]
     lora = runs.get("lora")
@@ -136,11 +137,9 @@ def print_table(report: dict) -> None:
             d, e = runs["default"], runs["example"]
             print(f"{'':>4} default vs diffusers' example: {d['seconds_per_step'] / e['seconds_per_step']:.2f}x the "
                   f"time per step, {d['peak_rss_bytes'] / e['peak_rss_bytes']:.2f}x the peak RSS")
-        if "comfyui" in runs and comfyui_baseline(runs):
+        if (ratio := comfyui_ratio(runs)) is not None:
             which = "in ComfyUI's Python" if "comfyui-core" in runs else "in this Python"
-            print(f"{'':>4} ComfyUI vs the core's default {which}: "
-                  f"{runs['comfyui']['seconds_per_step'] / comfyui_baseline(runs)['seconds_per_step']:.2f}x the time "
-                  "per step")
+            print(f"{'':>4} ComfyUI vs the core's default {which}: {ratio:.2f}x the time per step")
     for line in goal_lines(report):
         print(line)
     print("s/step: median after warm-up (min-max); cache s: the one-off latent cache before the first step; peak RSS: "
