@@ -3,11 +3,28 @@ median and spread, the peak memory, and the dtype names the figures are labelled
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
+import time
 from pathlib import Path
 
 import torch
+
+
+def load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def wait_for_quiet(threshold: float, patience: float) -> None:
+    """Wait (at most ``patience`` seconds) until the 1-minute load average is below ``threshold``: timings taken
+    while other processes share the cores measure them as much as this one."""
+    deadline = time.monotonic() + patience
+    while (load_average() or 0) >= threshold and time.monotonic() < deadline:
+        time.sleep(5)
 
 
 def synchronize(device: torch.device) -> None:

@@ -51,7 +51,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -64,6 +63,7 @@ sys.path.insert(0, str(REPOSITORY))  # this checkout's core, not an installed on
 from comfyui_run import run_comfyui  # noqa: E402
 from core_run import run_project  # noqa: E402
 from example_step import run_example  # noqa: E402
+from measure import load_average, wait_for_quiet  # noqa: E402
 from rates import machine_description, measure_rates  # noqa: E402
 from report import floors, goals, kernel_floors, print_table  # noqa: E402
 from sd15_model import build_sd15_model  # noqa: E402
@@ -71,21 +71,6 @@ from sd15_model import build_sd15_model  # noqa: E402
 RUNS = ("example", "fp32", "default", "lora")
 CHILDREN = {"default": run_project, "fp32": run_project, "lora": run_project, "example": run_example,
             "comfyui": run_comfyui, "comfyui-bf16": run_comfyui, "comfyui-core": run_project}
-
-
-def load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
-
-
-def wait_for_quiet(threshold: float, patience: float) -> None:
-    """Wait (at most ``patience`` seconds) until the 1-minute load average is below ``threshold``: timings taken
-    while other processes share the cores measure them as much as this one."""
-    deadline = time.monotonic() + patience
-    while (load_average() or 0) >= threshold and time.monotonic() < deadline:
-        time.sleep(5)
 
 
 def comfyui_python() -> str:
