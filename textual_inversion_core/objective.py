@@ -33,7 +33,10 @@ def prediction_target(latents, noise, timesteps, alphas_cumprod, prediction_type
 
 
 def min_snr_weights(timesteps, alphas_cumprod, gamma: float, prediction_type: str) -> torch.Tensor:
-    a = alphas_cumprod.to(torch.float64)[timesteps.cpu()]
+    # Where the timesteps are: bringing them to the CPU would make the host wait for the device every step.
+    # (MPS has no float64.)
+    a = alphas_cumprod.to(timesteps.device, torch.float32 if timesteps.device.type == "mps" else torch.float64)
+    a = a[timesteps]
     snr = a / (1 - a)
     clipped = snr.clamp(max=gamma)
     # v-prediction's loss already carries a factor (snr + 1) relative to ε's, hence the different divisor.
@@ -49,14 +52,18 @@ def denoising_loss(
     noise: torch.Tensor,
     min_snr_gamma: float | None = None,
     pixel_weights: torch.Tensor | None = None,
+    alphas_cumprod: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean squared error of the denoiser's prediction for one batch, weighted per sample if asked.
 
     ``pixel_weights`` (``[batch, 1, h, w]`` on the latent grid, e.g. a mask) make each sample's error a weighted
     mean over its latent pixels: a pixel of weight 0 contributes nothing, not even through the normalisation.
+    ``alphas_cumprod`` is the denoiser's already on the latents' device (a training loop moves it there once
+    rather than at every step); by default the denoiser's own.
     """
-    noisy = add_noise(latents, noise, timesteps, denoiser.alphas_cumprod)
-    target = prediction_target(latents, noise, timesteps, denoiser.alphas_cumprod, denoiser.prediction_type)
+    schedule = denoiser.alphas_cumprod if alphas_cumprod is None else alphas_cumprod
+    noisy = add_noise(latents, noise, timesteps, schedule)
+    target = prediction_target(latents, noise, timesteps, schedule, denoiser.prediction_type)
     prediction = denoiser(noisy, timesteps, cond)
     squared = (prediction.float() - target.float()).pow(2)
     if pixel_weights is None:
@@ -65,6 +72,6 @@ def denoising_loss(
         weights = pixel_weights.to(squared.device, torch.float32).expand_as(squared)
         per_sample = (squared * weights).flatten(1).sum(dim=1) / weights.flatten(1).sum(dim=1).clamp(min=1e-8)
     if min_snr_gamma:
-        weights = min_snr_weights(timesteps, denoiser.alphas_cumprod, min_snr_gamma, denoiser.prediction_type)
+        weights = min_snr_weights(timesteps, schedule, min_snr_gamma, denoiser.prediction_type)
         per_sample = per_sample * weights.to(per_sample.device)
     return per_sample.mean()

@@ -70,6 +70,15 @@ def native_compute_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A tensor drawn on the CPU (a step's noise and timesteps) on ``device``; to a CUDA device from pinned
+    memory and without waiting, so the host goes on queueing the step's work instead of waiting for the GPU to
+    finish the last one."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def autocast_dtype_for(weights_dtype: torch.dtype) -> torch.dtype | None:
     """Half-precision weights compute under autocast in their own dtype (which keeps norms and softmax in
     float32 where autocast does so, and lets float32 vectors meet half weights); float32 weights need none."""

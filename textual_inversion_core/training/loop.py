@@ -34,7 +34,7 @@ from ..errors import ConfigError, UserError
 from ..interfaces import FrozenModel
 from ..lora import LowRankAdapter, PivotalLora, Snapshot, model_layers, select_layers, steps_trained
 from ..objective import denoising_loss
-from ..precision import autocast, loss_scaler
+from ..precision import autocast, loss_scaler, to_device
 from ..templates import PromptTemplates
 from .advice import TrainingAdvisor
 from .callbacks import StepReport, TrainingCallbacks
@@ -116,12 +116,13 @@ def cache_masks(images: Sequence[ConceptImage], latent_size: Sequence[int], flip
 
 def batch_loss(model: FrozenModel, latents: torch.Tensor, prompts: Sequence[str], token: str, vectors: Vectors,
                timesteps: torch.Tensor, noise: torch.Tensor, min_snr_gamma: float | None = None,
-               pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
+               pixel_weights: torch.Tensor | None = None, alphas_cumprod: torch.Tensor | None = None) -> torch.Tensor:
     """The denoising loss of one batch, its forward passes in the model's compute dtype; backward from it reaches
     ``vectors`` alone. All the work of a training step but the optimiser's is here and in its backward."""
     with autocast(model.device, model.autocast_dtype):
         cond = model.prompt_encoder.encode(prompts, token, vectors)
-        return denoising_loss(model.denoiser, latents, cond, timesteps, noise, min_snr_gamma, pixel_weights)
+        return denoising_loss(model.denoiser, latents, cond, timesteps, noise, min_snr_gamma, pixel_weights,
+                              alphas_cumprod)
 
 
 def train_embedding(
@@ -204,6 +205,7 @@ def train_embedding(
     optimizer = torch.optim.AdamW(params.values(), lr=word_rate(steps_done + 1), weight_decay=0.0)
     scaler = loss_scaler(device, model.autocast_dtype)
     num_timesteps = model.denoiser.alphas_cumprod.shape[0]
+    alphas_cumprod = to_device(model.denoiser.alphas_cumprod, device)
     advisor = TrainingAdvisor(config.steps)
 
     # The vectors (and adapter) before the current step and before the one preceding it, with their step
@@ -246,9 +248,11 @@ def train_embedding(
                 timesteps = torch.randint(num_timesteps, (config.batch_size,), generator=generator)
                 noise = torch.randn((config.batch_size, *latents.shape[1:]), generator=generator)
                 prompts = [templates.prompt(captions[i], prompt_rng) for i in pick.tolist()]
-                loss = batch_loss(model, latents[pick], prompts, config.token, params, timesteps.to(device),
-                                  noise.to(device), config.min_snr_gamma,
-                                  None if pixel_weights is None else pixel_weights[pick]) / config.grad_accum
+                picked = to_device(pick, device)
+                weights = None if pixel_weights is None else pixel_weights[picked]
+                loss = batch_loss(model, latents[picked], prompts, config.token, params, to_device(timesteps, device),
+                                  to_device(noise, device), config.min_snr_gamma, weights, alphas_cumprod)
+                loss = loss / config.grad_accum
                 scaler.scale(loss).backward()
                 step_losses.append(loss.detach())
             step_loss = torch.stack(step_losses).sum()
