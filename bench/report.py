@@ -48,6 +48,18 @@ def comfyui_ratio(runs: dict) -> float | None:
     return comfyui["seconds_per_step"] / core["seconds_per_step"] if comfyui and core else None
 
 
+def compile_payback(runs: dict) -> dict | None:
+    """What compiling costs and gives: the seconds it adds to the first step, the compiled step over the default's,
+    and the steps after which the faster steps have made up for it (None: they never do); None without both runs."""
+    compiled, default = runs.get("compiled"), runs.get("default")
+    if not (compiled and default and compiled.get("first_step_seconds") is not None):
+        return None
+    compile_seconds = compiled["first_step_seconds"] - compiled["seconds_per_step"]
+    saved = default["seconds_per_step"] - compiled["seconds_per_step"]
+    return {"compile_seconds": compile_seconds, "step_ratio": compiled["seconds_per_step"] / default["seconds_per_step"],
+            "steps": compile_seconds / saved if saved > 0 else None}
+
+
 def goals(entry: dict) -> dict:
     """The goals one resolution's runs can be judged on: {name: {"value", "bound", "met"}}."""
     runs, floor, kernel_floor = entry["runs"], entry.get("floor_seconds", {}), entry.get("kernel_floor_seconds", {})
@@ -137,6 +149,10 @@ def print_table(report: dict) -> None:
             d, e = runs["default"], runs["example"]
             print(f"{'':>4} default vs diffusers' example: {d['seconds_per_step'] / e['seconds_per_step']:.2f}x the "
                   f"time per step, {d['peak_rss_bytes'] / e['peak_rss_bytes']:.2f}x the peak RSS")
+        if (paid := compile_payback(runs)) is not None:
+            print(f"{'':>4} compiled: {paid['compile_seconds']:.0f} s of compiling in the first step, then "
+                  f"{paid['step_ratio']:.2f}x the default's step; "
+                  + (f"paid back after {paid['steps']:.0f} steps" if paid["steps"] is not None else "never paid back"))
         if (ratio := comfyui_ratio(runs)) is not None:
             which = "in ComfyUI's Python" if "comfyui-core" in runs else "in this Python"
             print(f"{'':>4} ComfyUI vs the core's default {which}: {ratio:.2f}x the time per step")

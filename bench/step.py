@@ -17,7 +17,9 @@ measures and prints:
   as ComfyUI loads them on this device; ``comfyui-bf16``: as ComfyUI started with ``--bf16-unet`` does;
   ``comfyui-core``: the ``default`` run again in ComfyUI's Python when that is another interpreter, so ComfyUI's
   step is held to the core's on the same torch build); and
-  the pivotal LoRA stage's step (``lora``: the default run's, with the adapter training);
+  the pivotal LoRA stage's step (``lora``: the default run's, with the adapter training); and the default with
+  ``--compile`` (``compiled``: its first step's seconds hold the compiling, and the table says after how many
+  steps the faster steps have paid for it);
 - whether the goals are met, at each resolution: the default step at most a third of the example's, at least 70 %
   of the float32 FLOP floor, at most half the example's peak RSS, ComfyUI's step within 1.2x the core's, and at
   least 70 % of the kernel floor in the dtype the default computes in on this machine, and the LoRA stage's
@@ -68,8 +70,9 @@ from rates import machine_description, measure_rates  # noqa: E402
 from report import floors, goals, kernel_floors, print_table  # noqa: E402
 from sd15_model import build_sd15_model  # noqa: E402
 
-RUNS = ("example", "fp32", "default", "lora")
-CHILDREN = {"default": run_project, "fp32": run_project, "lora": run_project, "example": run_example,
+RUNS = ("example", "fp32", "default", "lora", "compiled")
+CHILDREN = {"default": run_project, "fp32": run_project, "lora": run_project, "compiled": run_project,
+            "example": run_example,
             "comfyui": run_comfyui, "comfyui-bf16": run_comfyui, "comfyui-core": run_project}
 
 
@@ -113,7 +116,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
+    parser.add_argument("--runs", nargs="+", choices=RUNS, default=[run for run in RUNS if run != "compiled"],
+                        help="which runs (default all but compiled, whose compiling takes minutes)")
     parser.add_argument("--comfyui", action="store_true", help="also time the Train Embedding path in ComfyUI")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quiet-load", type=float, default=1.5,

@@ -59,5 +59,6 @@ def timed_training(trainer, frozen, pictures, warmup: int, steps: int, lora: boo
         **step_seconds(durations[warmup:]),
         # The first interval also holds the one-off work before the first step: the latent cache, the init vectors.
         "cache_seconds": durations[0] - clock.first_elapsed,
+        "first_step_seconds": clock.first_elapsed,
         "final_loss": result.losses[-1],
     }

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def run_training(model, clip, vae, pictures: list[ConceptImage], config: TrainingConfig, resume: Snapshot | None,
-                 validation: Validation, seed: int, keep_previewed: bool) -> TrainingResult:
+                 validation: Validation, seed: int, keep_previewed: bool, compile: bool = False) -> TrainingResult:
     """Train as ``config`` says; a stopped run raises ComfyUI's interrupt after keeping what it learned."""
     if resume is not None and resume.token != config.token:
         resume = resume.with_token(config.token)
@@ -39,7 +39,7 @@ def run_training(model, clip, vae, pictures: list[ConceptImage], config: Trainin
              config.total_steps)
     with training_session(model, clip):
         try:
-            result = train_embedding(frozen_model(model, clip, vae), pictures, config, progress, resume)
+            result = train_embedding(frozen_model(model, clip, vae, compile), pictures, config, progress, resume)
         except TrainingDiverged as diverged:
             kept = keep_unfinished(diverged.last_good, resume)
             progress.done(progress.steps_done, stopped=False, saved=kept)

@@ -89,3 +89,17 @@ def test_the_kernel_floor_goal_is_in_the_dtype_the_default_computes_in(bench):
 def test_a_goal_whose_runs_were_not_made_is_left_out_rather_than_failed(bench):
     judged = bench.goals({"runs": {"default": run(6.0, 3.5e9)}, "floor_seconds": {}})
     assert judged == {}
+
+
+def test_compiling_is_paid_back_after_the_steps_its_seconds_take_to_save(bench):
+    # Given a compiled run whose first step took 62 s (2 s of it the step itself) and whose steps take 2 s, against
+    # the default's 3 s
+    runs = {"default": run(3.0), "compiled": {**run(2.0), "first_step_seconds": 62.0}}
+    # Then compiling cost 60 s, and 60 steps of 1 s saved each pay it back
+    assert bench.compile_payback(runs) == {"compile_seconds": 60.0, "step_ratio": pytest.approx(2 / 3),
+                                           "steps": pytest.approx(60.0)}
+    # And compiled steps no faster than the default's never pay it back
+    runs["compiled"]["seconds_per_step"] = 3.1
+    assert bench.compile_payback(runs)["steps"] is None
+    # And without both runs there is nothing to say
+    assert bench.compile_payback({"default": run(3.0)}) is None

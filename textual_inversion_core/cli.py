@@ -57,8 +57,8 @@ def cmd_train(args) -> int:
     )
     run_train_job(TrainJob(
         model=Path(args.model), images=Path(args.images), out=Path(args.out), config=config,
-        resolution=args.resolution, crop=args.crop, device=args.device, dtype=args.dtype, file_format=args.format,
-        overwrite=args.overwrite, resume=Path(args.resume) if args.resume else None,
+        resolution=args.resolution, crop=args.crop, device=args.device, dtype=args.dtype, compile=args.compile,
+        file_format=args.format, overwrite=args.overwrite, resume=Path(args.resume) if args.resume else None,
         preview_prompts=tuple(args.preview_prompt or ()), preview_negative=args.preview_negative,
         preview_cfg=args.preview_cfg,
     ))
@@ -168,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
                        help="dtype the frozen model is stored and computed in (the vectors always train in float32); "
                             "auto: bfloat16 where the hardware runs it natively, float16 on older GPUs, else float32")
+    train.add_argument("--compile", action="store_true",
+                       help="run the UNet's training passes through torch.compile: minutes of compiling before the "
+                            "first step, faster steps after; pays on long runs (bench/step.py times it)")
     train.add_argument("--format", choices=EMBEDDING_FORMATS, default=None, help="default from --out's suffix")
     train.add_argument("--overwrite", action="store_true", help="replace existing output files")
     train.set_defaults(run=cmd_train)

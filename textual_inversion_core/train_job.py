@@ -37,6 +37,7 @@ class TrainJob:
     crop: str = "center"
     device: str = "auto"
     dtype: str = "auto"  # the frozen model's; "auto" is the fastest the device computes natively
+    compile: bool = False  # the UNet's training passes through torch.compile
     file_format: str | None = None  # None: from the ending of ``out``
     overwrite: bool = False
     resume: Path | None = None  # an embedding file to go on training
@@ -124,7 +125,7 @@ def run_train_job(job: TrainJob) -> TrainingResult:
           file=sys.stderr)
 
     device = resolve_device(job.device)
-    model = load_diffusers_model(job.model, device=device, dtype=weights_dtype(job.dtype, device))
+    model = load_diffusers_model(job.model, device=device, dtype=weights_dtype(job.dtype, device), compile=job.compile)
     frozen = model.frozen_model(release_vae_when_cached=True)
     print(f"model: {job.model} ({frozen.family}, {model.prediction_type}, {model.dtype}) on {frozen.device}, "
           f"loaded in {time.perf_counter() - started:.1f} s", file=sys.stderr)

@@ -10,6 +10,7 @@ import comfy.model_sampling
 import comfy.utils
 import torch
 
+from ...textual_inversion_core.compilation import compiled
 from ...textual_inversion_core.errors import ModelError
 from ...textual_inversion_core.families import LATENT_FACTOR
 from ...textual_inversion_core.interfaces import Conditioning
@@ -24,7 +25,7 @@ class ComfyDenoiser:
     """The MODEL's diffusion network in DDPM terms: scaled noisy latents and integer timesteps in, the raw
     ε or v prediction out (ComfyUI's k-diffusion wrapper is bypassed; its input scaling is exactly DDPM's)."""
 
-    def __init__(self, model):
+    def __init__(self, model, compile: bool = False):
         self._patcher = model
         base = model.model
         # Through the patcher: a ModelSamplingDiscrete node (v-prediction on a misdetected model) patches it there,
@@ -51,6 +52,9 @@ class ComfyDenoiser:
             if model.load_device.type == "cpu" and dtype is not None and base.manual_cast_dtype is None
             and base.get_dtype() == torch.float32 else None
         )
+        # Compiled for this denoiser's training passes only: the MODEL's own network, which the samplers use, is
+        # left as it is.
+        self._network = compiled(base.diffusion_model) if compile else base.diffusion_model
 
     @property
     def device(self) -> torch.device:
@@ -77,7 +81,7 @@ class ComfyDenoiser:
                 pooled_output=cond.pooled.to(device), width=width, height=height, device=device
             ).to(device, dtype)
         with self._half_weights.swapped_in() if self._half_weights else contextlib.nullcontext():
-            prediction = base.diffusion_model(
+            prediction = self._network(
                 noisy_latents.to(device, dtype),
                 timesteps.to(device).float(),
                 context=cond.context.to(device, dtype),

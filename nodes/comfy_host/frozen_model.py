@@ -11,8 +11,9 @@ from .prompt_encoder import ComfyPromptEncoder
 from .pseudo_words import clip_family, clip_tokenizers
 
 
-def frozen_model(model, clip, vae) -> FrozenModel:
-    """The trainer's view of ComfyUI's MODEL/CLIP/VAE; raises ModelError if they cannot be trained on."""
+def frozen_model(model, clip, vae, compile: bool = False) -> FrozenModel:
+    """The trainer's view of ComfyUI's MODEL/CLIP/VAE; raises ModelError if they cannot be trained on. With
+    ``compile`` the UNet's training passes run through torch.compile."""
     family = clip_family(clip)
     if family is None:
         raise ModelError(
@@ -26,7 +27,7 @@ def frozen_model(model, clip, vae) -> FrozenModel:
             f"The MODEL expects {context_dim}-wide text conditioning but the CLIP is {display_name(family)} "
             f"({clip_width} wide); connect the MODEL and CLIP of the same checkpoint."
         )
-    denoiser = ComfyDenoiser(model)
+    denoiser = ComfyDenoiser(model, compile)
     return FrozenModel(
         prompt_encoder=ComfyPromptEncoder(clip),
         denoiser=denoiser,

@@ -19,7 +19,7 @@ NODES = {
         ["model", "clip", "vae", "images", "token", "init_text", "num_vectors", "template", "steps",
          "learning_rate", "batch_size", "seed"],
         ["captions", "resume", "preview_every", "preview_prompt", "masks", "unmasked_weight", "norm_control",
-         "norm_penalty", "preview_negative", "preview_cfg", "keep_previewed_words"],
+         "norm_penalty", "preview_negative", "preview_cfg", "keep_previewed_words", "compile"],
         ["embedding", "loss_graph"],
     ),
     "TextualInversionApplyEmbedding": ("Apply Embedding", ["clip", "embedding"], ["token"], ["clip"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ...compilation import compiled
 from ...errors import ModelError
 from ...interfaces import Conditioning
 from ...objective import PREDICTION_TYPES
@@ -12,8 +13,11 @@ from ...objective import PREDICTION_TYPES
 class DiffusersDenoiser:
     """The pipeline's UNet as a ``Denoiser``; its predictions come back in float32 whatever the weights' dtype."""
 
-    def __init__(self, unet: torch.nn.Module, scheduler, family: str, vae_scale_factor: int):
+    def __init__(self, unet: torch.nn.Module, scheduler, family: str, vae_scale_factor: int, compile: bool = False):
         self._unet = unet
+        # The module itself stays uncompiled (previews sample through it, at other sizes and batches); training's
+        # forward passes, all of one shape, go through the compiled one.
+        self._forward = compiled(unet) if compile else unet
         self._family = family
         self._vae_scale_factor = vae_scale_factor
         self.prediction_type = scheduler.config.prediction_type
@@ -37,7 +41,7 @@ class DiffusersDenoiser:
                 "text_embeds": cond.pooled.to(device=device, dtype=dtype),
                 "time_ids": time_ids.expand(noisy_latents.shape[0], -1),
             }
-        prediction = self._unet(
+        prediction = self._forward(
             noisy_latents.to(device=device, dtype=dtype),
             timesteps.to(device),
             encoder_hidden_states=cond.context.to(device=device, dtype=dtype),

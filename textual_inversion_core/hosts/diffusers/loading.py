@@ -61,9 +61,10 @@ def model_hash(path: str | Path) -> str:
 
 
 def load_diffusers_model(
-    path: str | Path, device: str | torch.device = "auto", dtype: str | torch.dtype = "float32"
+    path: str | Path, device: str | torch.device = "auto", dtype: str | torch.dtype = "float32", compile: bool = False
 ) -> DiffusersModel:
-    """Load a local SD1/SD2/SDXL diffusers folder, offline, frozen, in ``dtype`` on ``device``."""
+    """Load a local SD1/SD2/SDXL diffusers folder, offline, frozen, in ``dtype`` on ``device``; with ``compile``
+    the UNet's training passes run compiled (``textual_inversion_core.compilation``)."""
     torch_dtype = resolve_dtype(dtype)
     family = detect_family(path)
     pipeline_class = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
@@ -77,7 +78,7 @@ def load_diffusers_model(
         pipeline = pipeline_class.from_pretrained(
             str(path), torch_dtype=torch_dtype, local_files_only=True, **extra
         )
-    return DiffusersModel(pipeline, device=device, dtype=dtype, model_hash=model_hash(path))
+    return DiffusersModel(pipeline, device=device, dtype=dtype, model_hash=model_hash(path), compile=compile)
 
 
 def load_vocabularies(path: str | Path) -> dict[str, Vocabulary]:

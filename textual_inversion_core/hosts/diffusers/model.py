@@ -27,6 +27,7 @@ class DiffusersModel:
         device: str | torch.device = "auto",
         dtype: str | torch.dtype = "float32",
         model_hash: str | None = None,
+        compile: bool = False,
     ):
         self.pipeline = pipeline
         self.family = _pipeline_family(pipeline)
@@ -51,7 +52,8 @@ class DiffusersModel:
             for name, (tokenizer, model) in zip(FAMILY_ENCODERS[self.family], PIPELINE_ENCODERS)
         ]
         self.prompt_encoder = DiffusersPromptEncoder(encoders, self.family)
-        self.denoiser = DiffusersDenoiser(pipeline.unet, pipeline.scheduler, self.family, pipeline.vae_scale_factor)
+        self.denoiser = DiffusersDenoiser(pipeline.unet, pipeline.scheduler, self.family, pipeline.vae_scale_factor,
+                                          compile=compile)
         self.latent_encoder = DiffusersLatentEncoder(pipeline.vae)
 
     @property
