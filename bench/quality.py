@@ -96,7 +96,7 @@ def train_example(model_path: Path, images: Path, token: str, concept, steps: in
 def project_settings(args) -> dict:
     """The project's settings the command line changed from its defaults (for a sweep of them)."""
     given = {"learning_rate": args.lr, "num_vectors": args.vectors, "batch_size": args.batch,
-             "norm_control": args.norm_control}
+             "norm_control": args.norm_control, "min_snr_gamma": args.min_snr_gamma}
     return {name: value for name, value in given.items() if value is not None}
 
 
@@ -256,6 +256,7 @@ def main() -> int:
     parser.add_argument("--vectors", type=int, help="this project's vectors per word instead of its default")
     parser.add_argument("--batch", type=int, help="this project's batch size instead of its default")
     parser.add_argument("--norm-control", help="this project's norm control instead of its default")
+    parser.add_argument("--min-snr-gamma", type=float, help="this project's min-SNR weighting instead of none")
     parser.add_argument("--only", help="comma-separated concept names, e.g. to split the run over processes")
     parser.add_argument("--merge", nargs="+", metavar="JSON",
                         help="print the table of earlier --json reports of one world taken together, and run nothing")
