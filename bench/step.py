@@ -105,7 +105,7 @@ def run_child(kind: str, size: int, args, count_flops: bool = False) -> dict:
         if result["step_max"] <= 1.25 * result["step_min"] and not crowded:
             break
         print(f"  steps {result['step_min']:.2f}-{result['step_max']:.2f} s, load {load} -> {result['load_after']}; "
-              "measuring again", file=sys.stderr)
+              + ("measuring again" if attempt < args.retries else "no retries left, keeping the best"), file=sys.stderr)
     best["attempts"] = attempt + 1
     return best
 
