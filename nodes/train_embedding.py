@@ -149,8 +149,9 @@ class TrainEmbedding(io.ComfyNode):
                 io.Boolean.Input(
                     "compile", default=False, optional=True,
                     tooltip="Run the UNet's training passes through torch.compile (needs a C++ compiler on a CPU, "
-                    "Triton on a GPU): minutes of compiling before the first step, faster steps after, so it pays "
-                    "only on long runs. The MODEL itself is not changed; samplers use it as before.",
+                    "Triton on a GPU): minutes of compiling before the first step. On a CPU it made an SD1.5 "
+                    "step slower (2.0 s against 1.7 s after 159 s of compiling) and only small models faster; "
+                    "leave it off there. The MODEL itself is not changed; samplers use it as before.",
                 ),
             ],
             outputs=[
