@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPOSITORY))
 from diffusers_example import run_example  # noqa: E402
 from measure import wait_for_quiet  # noqa: E402
 from rates import machine_description  # noqa: E402
-from sd15_model import build_sd15_model  # noqa: E402
+from sd15_model import benchmark_model  # noqa: E402
 from training_run import PICTURES, TOKEN  # noqa: E402
 
 # The example's README accumulates four pictures per update; the project's default is one.
@@ -144,12 +144,7 @@ def main() -> None:
     from textual_inversion_core.precision import resolve_device
 
     device = resolve_device("auto")
-    with tempfile.TemporaryDirectory() as scratch:
-        if args.model is None:
-            args.model = Path(scratch) / "sd15-random"
-        if not args.model.exists():
-            print(f"building the random SD1.5-architecture model in {args.model} ...", file=sys.stderr)
-            build_sd15_model(args.model)
+    with benchmark_model(args.model) as args.model:
         result = report(args, device)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -7,7 +7,11 @@ released SD1.5 checkpoint.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -15,6 +19,18 @@ CLIP_VOCABULARY = 49408  # SD1.5's CLIP-L; ComfyUI's own tokenizer indexes rows 
 TEXT_ENCODER = dict(vocab_size=CLIP_VOCABULARY, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
 VAE = dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32, sample_size=512)
 SEED = 0
+
+
+@contextlib.contextmanager
+def benchmark_model(path: Path | None) -> Iterator[Path]:
+    """The model a benchmark runs on: the diffusers folder ``path``, built there first when it does not exist,
+    or a fresh one in a temporary folder (None) removed afterwards."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = path or Path(scratch) / "sd15-random"
+        if not path.exists():
+            print(f"building the random SD1.5-architecture model in {path} ...", file=sys.stderr)
+            build_sd15_model(path)
+        yield path
 
 
 def build_sd15_model(path: Path) -> Path:

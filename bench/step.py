@@ -52,7 +52,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -68,7 +67,7 @@ from example_step import run_example  # noqa: E402
 from measure import load_average, wait_for_quiet  # noqa: E402
 from rates import machine_description, measure_rates  # noqa: E402
 from report import floors, goals, kernel_floors, print_table  # noqa: E402
-from sd15_model import build_sd15_model  # noqa: E402
+from sd15_model import benchmark_model  # noqa: E402
 
 RUNS = ("example", "fp32", "default", "lora", "compiled")
 CHILDREN = {"default": run_project, "fp32": run_project, "lora": run_project, "compiled": run_project,
@@ -144,12 +143,7 @@ def main() -> None:
     # bfloat16 (AVX2 CPUs) is neither what the default uses nor measurable in reasonable time (~1 GFLOP/s).
     native = native_compute_dtype(device)
     dtypes = [torch.float32] + ([native] if native != torch.float32 else [])
-    with tempfile.TemporaryDirectory() as scratch:
-        if args.model is None:
-            args.model = Path(scratch) / "sd15-random"
-        if not args.model.exists():
-            print(f"building the random SD1.5-architecture model in {args.model} ...", file=sys.stderr)
-            build_sd15_model(args.model)
+    with benchmark_model(args.model) as args.model:
         report = {"machine": machine_description(device), "native_dtype": str(native_compute_dtype(device)),
                   "load_start": load_average(), "rates": measure_rates(device, dtypes), "sizes": {}}
         kinds = [k for k in RUNS if k in args.runs] + (["comfyui", "comfyui-bf16"] if args.comfyui else [])
