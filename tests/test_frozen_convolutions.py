@@ -122,3 +122,22 @@ def test_a_trained_weight_and_an_undone_routing_get_pytorchs_own_convolution():
     with AtenCalls() as calls:
         layer(picture)
     assert "aten::convolution" in calls.names
+
+
+def test_under_autocast_a_routed_layer_computes_in_autocasts_dtype_bit_for_bit_as_pytorchs_own():
+    # Given a frozen convolution on a grid small enough for the BLAS kernel in float32, and its unrouted twin
+    routed, plain = frozen_layer(16, 24, kernel_size=3, padding=1), frozen_layer(16, 24, kernel_size=3, padding=1)
+    route_convolutions(routed)
+    picture = torch.randn(1, 16, 8, 8)
+    # When each runs forward and backward under CPU autocast to bfloat16
+    results = []
+    for layer in (routed, plain):
+        with AtenCalls() as calls, torch.autocast("cpu", torch.bfloat16):
+            output, gradient = output_and_input_gradient(layer, picture)
+        results.append((output, gradient, [name for name in calls.names if "conv" in name]))
+    (output, gradient, kernels), (expected_output, expected_gradient, _) = results
+    # Then the routed one computes in bfloat16, as autocast does (not in float32 through the BLAS kernel, which
+    # autocast does not cast for), to the same bits, and hands back a float32 gradient for its float32 input
+    assert "aten::_slow_conv2d_forward" not in kernels
+    assert output.dtype == torch.bfloat16 and torch.equal(output, expected_output)
+    assert gradient.dtype == torch.float32 and torch.equal(gradient, expected_gradient)

@@ -27,6 +27,12 @@ def convolve(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     module chooses, and with a backward pass that computes the input's gradient from the weight alone."""
     if weight.requires_grad or (bias is not None and bias.requires_grad) or isinstance(padding, str):
         return torch.nn.functional.conv2d(input, weight, bias, stride, padding, dilation, groups)
+    if (dtype := _autocast_dtype(input.device.type)) is not None:
+        # What autocast would do to the convolution, done here, so the kernel is chosen for the dtype it really
+        # computes in and backward keeps the weight it was computed with (the BLAS kernel is not one autocast
+        # casts for: it would run in float32).
+        input, weight = input.to(dtype), weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
     geometry = (_pair(stride), _pair(padding), _pair(dilation), groups)
     if input.requires_grad and torch.is_grad_enabled():
         return _FrozenWeightConvolution.apply(input, weight, bias, geometry)
@@ -105,6 +111,14 @@ def _blas_kernel(input: torch.Tensor, weight: torch.Tensor, geometry) -> bool:
     height, width = ((size + 2 * pad - kernel) // step + 1
                      for size, pad, kernel, step in zip(input.shape[-2:], padding, weight.shape[-2:], stride))
     return input.shape[0] * height * width <= BLAS_POSITIONS_LIMIT
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The half dtype autocast computes convolutions in on this device type now, or None."""
+    if device_type not in ("cpu", "cuda") or not torch.is_autocast_enabled(device_type):
+        return None
+    dtype = torch.get_autocast_dtype(device_type)
+    return dtype if dtype in (torch.float16, torch.bfloat16) else None
 
 
 def _pair(value) -> tuple[int, int]:
