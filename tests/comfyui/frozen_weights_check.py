@@ -18,7 +18,7 @@ from comfyui_start import start_comfyui
 comfyui_path, repository = sys.argv[1], Path(sys.argv[2])
 start_comfyui(comfyui_path, repository)
 from extension_import import extension_module  # noqa: E402
-from small_sd1 import build_sd1  # noqa: E402
+from small_sd1 import THREE_STEPS, build_sd1, noise_pictures  # noqa: E402
 
 comfy_host = extension_module(repository, "nodes.comfy_host")
 training = extension_module(repository, "textual_inversion_core.training")
@@ -46,9 +46,8 @@ def routed(convolutions) -> int:
 
 
 def main() -> None:
-    pictures = [data.ConceptImage(torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(i)), "", str(i))
-                for i in range(2)]
-    config = training.TrainingConfig(token="<thing>", init_text="thing", steps=3, learning_rate=0.05, seed=0)
+    pictures = noise_pictures(data)
+    config = training.TrainingConfig(**THREE_STEPS)
     model, clip, vae = build_sd1()  # outside inference mode: ordinary tensors
     weights = [p for m in (model.model, clip.cond_stage_model) for p in m.parameters()]
     for weight in weights:

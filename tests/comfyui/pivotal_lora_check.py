@@ -23,7 +23,7 @@ import comfy.sd1_clip  # noqa: E402
 import comfy.utils  # noqa: E402
 
 from extension_import import extension_module  # noqa: E402
-from small_sd1 import build_sd1  # noqa: E402
+from small_sd1 import build_sd1, noise_pictures  # noqa: E402
 
 comfy_host = extension_module(repository, "nodes.comfy_host")
 adapted = extension_module(repository, "nodes.comfy_host.adapted_model")
@@ -50,8 +50,7 @@ def text_output(clip) -> torch.Tensor:
 
 
 def main() -> None:
-    pictures = [data.ConceptImage(torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(i)), "", str(i))
-                for i in range(2)]
+    pictures = noise_pictures(data)
     model, clip, vae = build_sd1()
     with torch.inference_mode():  # the nodes' own mode
         base_before = {k: v.clone() for k, v in model.model.diffusion_model.state_dict().items()}

@@ -19,7 +19,7 @@ from comfyui_start import start_comfyui
 comfyui_path, repository = sys.argv[1], Path(sys.argv[2])
 start_comfyui(comfyui_path, repository)
 from extension_import import extension_module  # noqa: E402
-from small_sd1 import build_sd1  # noqa: E402
+from small_sd1 import THREE_STEPS, build_sd1, noise_pictures  # noqa: E402
 
 comfy_host = extension_module(repository, "nodes.comfy_host")
 trainer = extension_module(repository, "textual_inversion_core.training")
@@ -28,9 +28,8 @@ precision = extension_module(repository, "textual_inversion_core.precision")
 
 
 def main() -> None:
-    pictures = [data.ConceptImage(torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(i)), "", str(i))
-                for i in range(2)]
-    config = trainer.TrainingConfig(token="<thing>", init_text="thing", steps=3, learning_rate=0.05, seed=0)
+    pictures = noise_pictures(data)
+    config = trainer.TrainingConfig(**THREE_STEPS)
     with torch.inference_mode():  # as ComfyUI runs every node
         model, clip, vae = build_sd1()
         unet = model.model.diffusion_model

@@ -15,6 +15,17 @@ import torch
 from make_checkpoint import reset_weights
 
 
+# The checks' word: three steps at a rate high enough for the vectors to move visibly.
+THREE_STEPS = dict(token="<thing>", init_text="thing", steps=3, learning_rate=0.05, seed=0)
+
+
+def noise_pictures(data, count: int = 2) -> list:
+    """``count`` seeded noise pictures of 64 px as the core's ``ConceptImage`` (``data``: the extension's
+    ``textual_inversion_core.data``, as the check imported it)."""
+    return [data.ConceptImage(torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(i)), "", str(i))
+            for i in range(count)]
+
+
 def build_sd1():
     torch.manual_seed(0)
     unet_config = dict(
