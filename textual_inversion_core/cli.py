@@ -170,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "auto: bfloat16 where the hardware runs it natively, float16 on older GPUs, else float32")
     train.add_argument("--compile", action="store_true",
                        help="run the UNet's training passes through torch.compile: minutes of compiling before the "
-                            "first step, faster steps after; pays on long runs (bench/step.py times it)")
+                            "first step; on a CPU SD1.5's steps came out slower, so leave it off there "
+                            "(bench/step.py --runs default compiled times it)")
     train.add_argument("--format", choices=EMBEDDING_FORMATS, default=None, help="default from --out's suffix")
     train.add_argument("--overwrite", action="store_true", help="replace existing output files")
     train.set_defaults(run=cmd_train)

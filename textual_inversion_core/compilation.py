@@ -1,5 +1,6 @@
 """``torch.compile`` for the denoiser's training passes: opt-in, because compiling costs minutes once, before the
-first step, and only a run long enough earns them back (``bench/step.py --runs default compiled`` times both).
+first step, which only faster steps over a long run could earn back, and on a CPU an SD-size UNet's compiled
+steps were slower still (``bench/step.py --runs default compiled`` times both).
 
 Every training pass has one shape (the batch, the resolution and the prompt length are fixed for a run), so the
 network is compiled for static shapes, once; what differs between steps are values (latents, timesteps, the
