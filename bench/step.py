@@ -66,7 +66,7 @@ from core_run import run_project  # noqa: E402
 from example_step import run_example  # noqa: E402
 from measure import load_average, wait_for_quiet  # noqa: E402
 from rates import machine_description, measure_rates  # noqa: E402
-from report import floors, goals, kernel_floors, print_table  # noqa: E402
+from report import compile_payback, floors, goals, kernel_floors, print_table  # noqa: E402
 from sd15_model import benchmark_model  # noqa: E402
 
 RUNS = ("example", "fp32", "default", "lora", "compiled")
@@ -170,6 +170,8 @@ def main() -> None:
                 entry["floor_seconds"] = floors(entry["flops"], report["rates"])
                 entry["kernel_floor_seconds"] = kernel_floors(entry["flops"], report["rates"])
             entry["goals"] = goals(entry)
+            if (paid := compile_payback(entry["runs"])) is not None:
+                entry["compile_payback"] = paid
     if args.json:
         print(json.dumps(report, indent=2))
     else:
