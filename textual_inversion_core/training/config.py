@@ -22,6 +22,7 @@ from .norm_control import NORM_CONTROLS
 #   learning rate, 1000 steps:  2e-3: 0.760 / 0.35   5e-3: 0.754 / 0.33   1.5e-2: 0.749 / 0.29
 #   vectors, 1000 steps:  1: 0.754 / 0.33   2: 0.750 / 0.34
 #   batch, 1000 steps:  1: 0.754 / 0.33 (59 s)   4: 0.748 / 0.36 (159 s)
+#   min-SNR weighting, 1000 steps:  none: 0.754 / 0.33   gamma 5: 0.685 / 0.21 (hence none by default)
 # Every setting lands within the exams' noise (a share of 48 pictures per concept moves by about 0.07), so the
 # defaults stay: one vector and batch 1 cost least, 5e-3 is the rate the recovery benchmark reaches quality
 # fastest with and 2e-3 is no better here, and the world's words have their final quality by 500 steps, which
