@@ -6,18 +6,9 @@ import torch
 from torch._dynamo.utils import counters
 
 from textual_inversion_core.compilation import check_compiler
-from textual_inversion_core.data import load_concept_folder
-from textual_inversion_core.demo.pictures import draw_concept_pictures
 from textual_inversion_core.errors import ConfigError
 from textual_inversion_core.hosts.diffusers import load_diffusers_model
 from textual_inversion_core.training import TrainingConfig, train_embedding
-
-
-@pytest.fixture(scope="module")
-def concept(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("concept")
-    draw_concept_pictures(folder, count=3, seed=0)
-    return load_concept_folder(folder, resolution=64)
 
 
 def test_a_compiled_denoiser_learns_the_same_word_as_the_plain_one(sd1_model_dir, concept):

@@ -3,23 +3,12 @@
 import pytest
 import torch
 
-from textual_inversion_core.data import load_concept_folder
-from textual_inversion_core.demo.pictures import draw_concept_pictures
 from textual_inversion_core.errors import ConfigError
 from textual_inversion_core.formats import EmbeddingFileError, load_embedding
 from textual_inversion_core.formats.pivotal_lora import load_pivotal_lora, save_pivotal_lora
 from textual_inversion_core.hosts.diffusers import load_diffusers_model
 from textual_inversion_core.lora import AdapterError, LowRankAdapter, PivotalLora, model_layers
 from textual_inversion_core.training import TrainingCallbacks, TrainingConfig, train_embedding
-
-RESOLUTION = 64
-
-
-@pytest.fixture(scope="module")
-def concept(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("concept")
-    draw_concept_pictures(folder, count=3, seed=0)
-    return load_concept_folder(folder, resolution=RESOLUTION)
 
 
 @pytest.fixture(scope="module")
