@@ -85,15 +85,15 @@ def machine_description(device: torch.device) -> dict:
     else:
         name = platform.processor() or platform.machine()
         try:
-            fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0]
-                          .splitlines() if ":" in line)
-            fields = {key.strip(): value.strip() for key, value in fields.items()}
+            first_cpu = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+            fields = {key.strip(): value.strip() for key, _, value in
+                      (line.partition(":") for line in first_cpu.splitlines()) if value}
             name = fields.get("model name", name)
             # A virtual machine's model name may be the vendor's alone ("AMD EPYC"); family and model tell
             # the generations apart (AMD family 25 is Zen 3 and 4, 26 Zen 5).
             if "cpu family" in fields and "model" in fields:
                 name += f" (family {fields['cpu family']}, model {fields['model']})"
-        except (OSError, ValueError):
+        except OSError:
             pass
     return {"device": str(device), "name": name, "capability": capability(device), "threads": torch.get_num_threads(),
             "torch": torch.__version__}

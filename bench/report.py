@@ -149,7 +149,7 @@ def print_table(report: dict) -> None:
             d, e = runs["default"], runs["example"]
             print(f"{'':>4} default vs diffusers' example: {d['seconds_per_step'] / e['seconds_per_step']:.2f}x the "
                   f"time per step, {d['peak_rss_bytes'] / e['peak_rss_bytes']:.2f}x the peak RSS")
-        if (paid := compile_payback(runs)) is not None:
+        if (paid := entry.get("compile_payback")) is not None:
             print(f"{'':>4} compiled: {paid['compile_seconds']:.0f} s of compiling in the first step, then "
                   f"{paid['step_ratio']:.2f}x the default's step; "
                   + (f"paid back after {paid['steps']:.0f} steps" if paid["steps"] is not None else "never paid back"))
