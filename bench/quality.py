@@ -53,6 +53,8 @@ from textual_inversion_core.training import DEFAULT_STEPS, TrainingCallbacks, Tr
 RESOLUTION = 64
 CONCEPT_PICTURES = 5
 EXAMPLE_STEPS = 3000  # the example README's --max_train_steps
+WHO = ("init", "project", "example", "ceiling", "truth")
+EDIT_FIGURES = ("edited", "kept", "edited_and_kept")
 
 
 # A trainer's word along the way: step -> (seconds since the trainer started, embedding).
@@ -187,13 +189,23 @@ def merge(paths: list[str]) -> dict:
 
 def _average(concepts: dict) -> dict:
     average = {}
-    for who in ("init", "project", "example", "ceiling", "truth"):
+    for who in WHO:
         rows = [c[who] for c in concepts.values() if who in c]
         if rows:
-            average[who] = {key: sum(r[key] for r in rows) / len(rows)
+            average[who] = {key: _mean([r[key] for r in rows])
                             for key in ("reconstruction", "recognised", "edited", "editability", "seconds")
                             if all(key in r for r in rows)}
+            # Each kind of edit over the concepts that have it (objects change colour, styles the shape).
+            kinds = dict.fromkeys(kind for r in rows for kind in r.get("by_edit", {}))
+            average[who]["by_edit"] = {
+                kind: {key: _mean([r["by_edit"][kind][key] for r in rows if kind in r.get("by_edit", {})])
+                       for key in EDIT_FIGURES}
+                for kind in kinds}
     return average
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def figures(values: dict) -> str:
@@ -223,7 +235,7 @@ def print_table(report: dict) -> None:
     print(header)
     rows = list(report["concepts"].items()) + [("average", report["average"])]
     for name, entry in rows:
-        for who in ("init", "project", "example", "ceiling", "truth"):
+        for who in WHO:
             if who not in entry:
                 continue
             r = entry[who]
@@ -231,6 +243,7 @@ def print_table(report: dict) -> None:
             seconds = f"{r['seconds']:.0f}" if "seconds" in r else ""
             print(f"{name:<16}{who:<9}{r['reconstruction']:>7.3f}{r['recognised']:>7.2f}{r['edited']:>8.2f}"
                   f"{r['editability']:>10.2f}{steps:>7}{seconds:>8}")
+    print_edits(rows)
     for name, entry in report["concepts"].items():
         for who in ("project", "example"):
             if who in entry:
@@ -241,6 +254,24 @@ def print_table(report: dict) -> None:
                 print(f"curve {name} {who} (step: recon/edit, seconds): {points}; 90 % at "
                       f"{entry[who]['time_to_quality']}; best snapshot: step {best['reconstruction']} for "
                       f"reconstruction, step {best['editability']} for editability")
+
+
+def print_edits(rows: list[tuple[str, dict]]) -> None:
+    """Each edit's pictures: the share showing the change, the share still showing the concept, and both, which
+    tells a word that swallows the prompt (kept, not edited) from one the prompt swallows (the other way)."""
+    present = [who for who in WHO if any(who in entry for _, entry in rows)]
+    kinds = {name: dict.fromkeys(kind for who in present if who in entry for kind in entry[who].get("by_edit", {}))
+             for name, entry in rows}
+    if not any(kinds.values()):
+        return  # a report from before edits were scored one by one
+    print(f"{'edit: edited / kept / both':<30}" + "".join(f"{who:>17}" for who in present))
+    for name, entry in rows:
+        for kind in kinds[name]:
+            cells = []
+            for who in present:
+                edit = entry.get(who, {}).get("by_edit", {}).get(kind)
+                cells.append("/".join(f"{edit[key]:.2f}" for key in EDIT_FIGURES) if edit else "")
+            print(f"{name + ' ' + kind:<30}" + "".join(f"{cell:>17}" for cell in cells))
 
 
 def main() -> int:

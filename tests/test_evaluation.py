@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from textual_inversion_core.evaluation import (
-    Edit, image_similarity, score_reconstruction, score_word, self_similarity, share_showing,
+    Edit, EditScore, image_similarity, score_reconstruction, score_word, self_similarity, share_showing,
 )
 
 
@@ -48,6 +48,25 @@ def test_editability_needs_the_edit_and_the_concept_together():
     # Then it reconstructs and is recognised, shows the edit, but not the edit with the concept kept
     assert scores.reconstruction > 0.99 and scores.recognised == 1.0
     assert scores.edited == 1.0 and scores.editability == 0.0
+    # And the edit's own figures say which was lost: the concept, not the change
+    assert scores.by_edit["colour"] == EditScore(edited=1.0, kept=0.0, edited_and_kept=0.0)
+
+
+def test_each_edit_is_scored_under_what_it_changes():
+    # Given a word for a dim red that follows a colour edit but swallows a brightness edit
+    answers = {"a S": flat((0.9, 0.1, 0.0)), "a blue S": flat((0.0, 0.1, 0.6)), "a bright S": flat((0.9, 0.1, 0.0))}
+    edits = [Edit("a blue S", {"colour": "blue"}, {"bright": "no"}),
+             Edit("a bright S", {"bright": "yes"}, {"colour": "red"})]
+    scores = score_word(answers.__getitem__, "a S", {"colour": "red", "bright": "no"}, edits, flat((1.0, 0, 0)), mean_colour,
+                        read_colour)
+    # Then each edit has its own row, and the summary is their mean
+    assert scores.by_edit["colour"].edited_and_kept == 1.0
+    assert scores.by_edit["bright"] == EditScore(edited=0.0, kept=1.0, edited_and_kept=0.0)
+    assert scores.editability == 0.5
+    # And two edits of the same thing cannot share a row
+    with pytest.raises(ValueError, match="two edits change colour"):
+        score_word(answers.__getitem__, "a S", {"colour": "red", "bright": "no"}, [edits[0], edits[0]], flat((1.0, 0, 0)),
+                   mean_colour, read_colour)
 
 
 def test_the_reconstruction_score_sets_the_word_beside_its_init_word_and_the_concepts_own_likeness():

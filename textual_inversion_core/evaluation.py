@@ -94,18 +94,34 @@ class Edit:
 
 
 @dataclasses.dataclass(frozen=True)
+class EditScore:
+    """One edit's pictures: the share showing the change, the share still showing the concept, and both. A word
+    that swallows the prompt keeps the concept and loses the change; one that is swallowed, the other way round."""
+
+    edited: float
+    kept: float
+    edited_and_kept: float
+
+
+@dataclasses.dataclass(frozen=True)
 class Scores:
     reconstruction: float  # image similarity to the concept's pictures
     recognised: float  # share read as the concept
     edited: float  # share of edited pictures showing the edit
     edited_and_kept: float  # ... and the concept too
+    by_edit: Mapping[str, EditScore] = dataclasses.field(default_factory=dict)  # keyed by what the edit changes
 
     @property
     def editability(self) -> float:
         return self.edited_and_kept
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict:
         return {**dataclasses.asdict(self), "editability": self.editability}
+
+
+def edit_name(edit: Edit) -> str:
+    """What an edit changes, as a key: "colour", "background", "shape+colour"."""
+    return "+".join(sorted(edit.changes))
 
 
 def score_word(
@@ -124,13 +140,20 @@ def score_word(
     the reader should see in the pictures of ``reconstruction_prompt``.
     """
     made = generate(reconstruction_prompt)
-    edited = [(edit, generate(edit.prompt)) for edit in edits]
+    by_edit = {}
+    for edit in edits:
+        if edit_name(edit) in by_edit:
+            raise ValueError(f"two edits change {edit_name(edit)}; give each edit its own change")
+        pictures = generate(edit.prompt)
+        by_edit[edit_name(edit)] = EditScore(
+            edited=share_showing(read, pictures, edit.changes), kept=share_showing(read, pictures, edit.keeps),
+            edited_and_kept=share_showing(read, pictures, {**edit.keeps, **edit.changes}))
     return Scores(
         reconstruction=image_similarity(extract, made, concept_pictures),
         recognised=share_showing(read, made, concept),
-        edited=_mean(share_showing(read, pictures, edit.changes) for edit, pictures in edited),
-        edited_and_kept=_mean(share_showing(read, pictures, {**edit.keeps, **edit.changes})
-                              for edit, pictures in edited),
+        edited=_mean(e.edited for e in by_edit.values()),
+        edited_and_kept=_mean(e.edited_and_kept for e in by_edit.values()),
+        by_edit=by_edit,
     )
 
 
