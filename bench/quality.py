@@ -10,7 +10,9 @@ example ``examples/textual_inversion/textual_inversion.py``, unmodified, at its 
 - reconstruction: the judge-feature similarity of "a photo of a S*" to the concept's pictures, and the share the
   judge reads as the concept (``recognised``);
 - editability: over prompts that change one thing ("a photo of a blue S*", "... on a checked background", "a
-  pixelated image of a S*"), the share showing the change and still showing the concept.
+  pixelated image of a S*"), the share showing the change and still showing the concept, also edit by edit. An
+  edit the judge cannot read on the world's own drawings of it (``exam.unreadable_edits``) is left out of every
+  exam and named in the report.
 
 Reference points on the same model, judge and seeds: the init word alone (``init``), a named concept of the same
 kind in the model's own words (``ceiling``, the best a word can do here) and the world's own drawings of the
@@ -23,6 +25,7 @@ first curve point with 90 % of the way from the init word's reconstruction to th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import shutil
@@ -40,8 +43,8 @@ from diffusers_example import example_script, run_example  # noqa: E402
 
 from textual_inversion_core.data import load_concept_folder  # noqa: E402
 from textual_inversion_core.demo.world.exam import (  # noqa: E402
-    ceiling_concept, concept_pictures, model_answers, named_exam, read_back, sit, sit_truth, word_exam,
-    write_concept_folder,
+    ceiling_concept, concept_pictures, model_answers, named_exam, read_back, sit, sit_truth, unreadable_edits,
+    without_edits, word_exam, write_concept_folder,
 )
 from textual_inversion_core.demo.world.model import Recipe, build_world_model, load_judge  # noqa: E402
 from textual_inversion_core.demo.world.scenes import make_world  # noqa: E402
@@ -141,12 +144,14 @@ def benchmark(args, recipe: Recipe | None = None, cache: Path | None = None) -> 
         folder = work / concept.name / "pictures"
         shutil.rmtree(folder, ignore_errors=True)
         references = write_concept_folder(world, concept, folder, CONCEPT_PICTURES)
-        exam = word_exam(world, concept, token)
+        unreadable = unreadable_edits(sit_truth(world, concept, word_exam(world, concept, token), references, judge))
+        exam = without_edits(word_exam(world, concept, token), unreadable)
         entry = {
             "kind": concept.kind,
-            "init": sit(word_exam(world, concept, concept.init_word), model_answers(model, start_word),
-                        references, judge).as_dict(),
-            "ceiling": sit(named_exam(world, concept), model_answers(model, start_word),
+            "unreadable_edits": {kind: dataclasses.asdict(edit) for kind, edit in unreadable.items()},
+            "init": sit(without_edits(word_exam(world, concept, concept.init_word), unreadable),
+                        model_answers(model, start_word), references, judge).as_dict(),
+            "ceiling": sit(without_edits(named_exam(world, concept), unreadable), model_answers(model, start_word),
                            concept_pictures(world, ceiling_concept(world, concept), CONCEPT_PICTURES), judge).as_dict(),
             "truth": sit_truth(world, concept, exam, references, judge).as_dict(),
         }
@@ -166,7 +171,7 @@ def benchmark(args, recipe: Recipe | None = None, cache: Path | None = None) -> 
                            "best_step": {measure: max(scored, key=lambda step: scored[step][measure])
                                          for measure in ("reconstruction", "editability")}}
         report["concepts"][concept.name] = entry
-        say(f"{concept.name}: " + "; ".join(f"{k} {figures(v)}" for k, v in entry.items() if isinstance(v, dict)))
+        say(f"{concept.name}: " + "; ".join(f"{k} {figures(v)}" for k, v in entry.items() if k in WHO))
     report["average"] = _average(report["concepts"])
     return report
 
@@ -272,6 +277,10 @@ def print_edits(rows: list[tuple[str, dict]]) -> None:
                 edit = entry.get(who, {}).get("by_edit", {}).get(kind)
                 cells.append("/".join(f"{edit[key]:.2f}" for key in EDIT_FIGURES) if edit else "")
             print(f"{name + ' ' + kind:<30}" + "".join(f"{cell:>17}" for cell in cells))
+    for name, entry in rows:
+        for kind, truth in entry.get("unreadable_edits", {}).items():
+            print(f"{name + ' ' + kind:<30}not scored: the judge reads {truth['edited_and_kept']:.2f} of the world's "
+                  f"own drawings of it as edited and kept")
 
 
 def main() -> int:

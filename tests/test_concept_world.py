@@ -11,13 +11,15 @@ import torch
 from textual_inversion_core.demo.vocabulary import WORDS as PROMPT_WORDS, build_vocabulary
 from textual_inversion_core.demo.world.drawing import draw_scene
 from textual_inversion_core.demo.world.exam import (
-    ceiling_concept, concept_pictures, named_exam, recognised_by, truth, word_exam, write_concept_folder,
+    ceiling_concept, concept_pictures, named_exam, recognised_by, truth, unreadable_edits, without_edits, word_exam,
+    write_concept_folder,
 )
 from textual_inversion_core.demo.world.model import Recipe, build_world_model, is_built, load_judge
 from textual_inversion_core.demo.world.scenes import (
     BACKGROUNDS, COLOURS, SHAPES, STYLE_PHRASES, STYLES, WORDS, Scene, make_world,
 )
 from textual_inversion_core.data import load_concept_folder
+from textual_inversion_core.evaluation import EditScore, Scores, edit_name
 from textual_inversion_core.hosts.diffusers import load_diffusers_model
 from textual_inversion_core.training import TrainingConfig, train_embedding
 
@@ -109,6 +111,25 @@ def test_each_edit_changes_one_thing_and_keeps_the_concept(index):
         pictures = draw(edit.prompt)
         assert pictures.shape == (2, 3, 64, 64)
     assert not torch.equal(draw(exam.edits[0].prompt), concept_pictures(world, concept, 2, seed=1))
+
+
+def test_an_edit_the_judge_cannot_read_on_the_worlds_own_drawings_is_left_out_of_every_exam():
+    # Given a patterned object's exams, and the world's own drawings scored as the judge read them: the colour edit
+    # never read as still the concept (the judge knows the dots in the object's own colour only)
+    world = make_world(0)
+    concept = next(c for c in world.concepts() if c.fill != "solid")
+    truth_scores = Scores(reconstruction=0.9, recognised=1.0, edited=1.0, edited_and_kept=0.55, by_edit={
+        "colour": EditScore(edited=1.0, kept=0.0, edited_and_kept=0.0),
+        "background": EditScore(edited=1.0, kept=1.0, edited_and_kept=1.0),
+        "style": EditScore(edited=1.0, kept=0.5, edited_and_kept=0.5)})
+    # When the unreadable edits are taken out of the word's and the ceiling's exams
+    unreadable = unreadable_edits(truth_scores)
+    exams = [without_edits(word_exam(world, concept, "<w>"), unreadable),
+             without_edits(named_exam(world, concept), unreadable)]
+    # Then only the colour edit goes, from both, and the reconstruction prompt stays
+    assert list(unreadable) == ["colour"]
+    assert all([edit_name(e) for e in exam.edits] == ["background", "style"] for exam in exams)
+    assert exams[0].reconstruction_prompt == word_exam(world, concept, "<w>").reconstruction_prompt
 
 
 TINY = Recipe(pictures=96, judge_steps=3, judge_decoder_steps=3, vae_steps=3, vae_batch=4, unet_steps=3,

@@ -16,13 +16,16 @@ import numpy as np
 import torch
 
 from ...embedding import Embedding
-from ...evaluation import Edit, Scores, score_word
+from ...evaluation import Edit, EditScore, Scores, edit_name, score_word
 from .drawing import draw_scene, scene_mask, to_image
 from .judge import Judge
 from .scenes import BACKGROUNDS, COLOURS, STYLE_PHRASES, Concept, Scene, World, with_article
 
 EDIT_BACKGROUND = "checked"
 SAMPLES = 16  # pictures per prompt, seeds 0..15 for every prompt
+# An edit counts only if the judge reads at least this share of the world's own drawings of it as changed and
+# still the concept: below it, the judge is what fails.
+READABLE = 0.5
 SAMPLER_STEPS = 15
 GUIDANCE = 4.0
 
@@ -87,6 +90,18 @@ def word_exam(world: World, concept: Concept, word: str) -> Exam:
         Edit(f"a picture of {with_article(other)} on a {EDIT_BACKGROUND} background in the style of {word}",
              {"shape": other, "background": EDIT_BACKGROUND}, keeps),
     ))
+
+
+def unreadable_edits(truth_scores: Scores) -> dict[str, EditScore]:
+    """The edits the judge cannot read on the world's own drawings of them (``sit_truth``'s scores): on world 0 it
+    reads the patterned ring's dots only in the ring's own colour, so "an orange S*" could never count as kept,
+    whatever drew it. A score on such an edit measures the judge, not the word."""
+    return {kind: edit for kind, edit in truth_scores.by_edit.items() if edit.edited_and_kept < READABLE}
+
+
+def without_edits(exam: Exam, kinds) -> Exam:
+    """``exam`` without the edits that change ``kinds`` (``edit_name``'s keys)."""
+    return dataclasses.replace(exam, edits=tuple(e for e in exam.edits if edit_name(e) not in kinds))
 
 
 def ceiling_concept(world: World, concept: Concept) -> Concept:
