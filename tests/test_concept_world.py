@@ -14,7 +14,9 @@ from textual_inversion_core.demo.world.exam import (
     ceiling_concept, concept_pictures, named_exam, recognised_by, truth, unreadable_edits, without_edits, word_exam,
     write_concept_folder,
 )
-from textual_inversion_core.demo.world.model import Recipe, build_world_model, is_built, load_judge
+from textual_inversion_core.demo.world.model import (
+    Recipe, build_world_model, draw_judge_set, draw_training_set, is_built, load_judge,
+)
 from textual_inversion_core.demo.world.scenes import (
     BACKGROUNDS, COLOURS, SHAPES, STYLE_PHRASES, STYLES, WORDS, Scene, make_world,
 )
@@ -62,6 +64,22 @@ def test_held_out_concepts_are_drawn_but_never_named():
     assert all(" an object" in c for s, c in pairs if s.fill == "dotted")
     # While every named shape, colour and background is named somewhere
     assert set(world.named_shapes) | set(COLOURS) | set(BACKGROUNDS) <= words
+
+
+def test_the_judge_sees_dots_in_every_colour_the_model_never_does():
+    # Given the model's training pictures and the judge's, drawn for the same world
+    world = make_world(0)
+    scenes, pictures = draw_training_set(world, 300, seed=0)
+    judge_scenes, judge_pictures = draw_judge_set(world, scenes, pictures, extra=200, seed=0)
+    # Then the model's pictures show dots on the patterned object alone, in its own colours
+    assert {(s.shape, s.colour, s.fill_colour) for s in scenes if s.fill == "dotted"} == \
+        {(world.patterned.shape, world.patterned.colour, world.patterned.fill_colour)}
+    # And the judge's hold the model's and, beyond them, dotted shapes in many colours
+    assert torch.equal(judge_pictures[:300], pictures) and judge_scenes[:300] == scenes
+    extra = judge_scenes[300:]
+    assert all(s.fill == "dotted" and s.colour != s.fill_colour for s in extra)
+    assert len({s.colour for s in extra}) == len(COLOURS) and len({s.shape for s in extra}) == len(SHAPES)
+    assert judge_pictures.shape == (500, 3, 64, 64) and judge_pictures.dtype == torch.uint8
 
 
 def test_every_caption_word_is_one_token_of_the_world_tokenizer():

@@ -45,6 +45,7 @@ class Recipe:
     world_seed: int = 0
     pictures: int = 20000
     judge_steps: int = 1600
+    judge_extra_pictures: int = 2000  # dotted shapes in every colour, for the judge alone (World.judge_scene)
     judge_decoder_steps: int = 400  # the judge's further training on the autoencoder's reconstructions
     vae_steps: int = 1600
     vae_batch: int = 16
@@ -158,6 +159,14 @@ def draw_training_set(world: World, count: int, seed: int):
     return scenes, torch.from_numpy(pictures).permute(0, 3, 1, 2).contiguous()
 
 
+def draw_judge_set(world: World, scenes, pictures: torch.Tensor, extra: int, seed: int):
+    """The judge's pictures: the model's, and ``extra`` more that only the judge sees (``World.judge_scene``)."""
+    rng = random.Random(f"judge-pictures-{seed}")
+    more = [world.judge_scene(rng) for _ in range(extra)]
+    drawn = np.stack([(draw_scene(s) * 255 + 0.5).astype(np.uint8) for s in more]).reshape(-1, SIDE, SIDE, 3)
+    return list(scenes) + more, torch.cat([pictures, torch.from_numpy(drawn).permute(0, 3, 1, 2)]).contiguous()
+
+
 def _part_key(recipe: Recipe, *fields: str) -> str:
     """A key for a part of the build cached on its own: a hash of the recipe fields that part depends on."""
     return hashlib.sha256(json.dumps([getattr(recipe, f) for f in fields]).encode()).hexdigest()[:12]
@@ -165,7 +174,7 @@ def _part_key(recipe: Recipe, *fields: str) -> str:
 
 def _cached_judge(pictures, scenes, recipe: Recipe, cache: Path) -> Judge:
     """The judge depends on the world's pictures alone, so a new recipe for the model reuses it."""
-    key = _part_key(recipe, "world_seed", "pictures", "judge_steps", "version")
+    key = _part_key(recipe, "world_seed", "pictures", "judge_extra_pictures", "judge_steps", "version")
     file = cache / f"judge-{recipe.world_seed}-{key}.safetensors"
     if file.is_file():
         return read_judge(file)
@@ -287,13 +296,15 @@ def build_world_model(recipe: Recipe = Recipe(), cache: Path | None = None) -> P
     scenes, pictures = draw_training_set(world, recipe.pictures, recipe.world_seed)
     print(f"  drew {len(scenes)} pictures in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
-    judge = _cached_judge(pictures, scenes, recipe, path.parent)
+    judge_scenes, judge_pictures = draw_judge_set(world, scenes, pictures, recipe.judge_extra_pictures,
+                                                  recipe.world_seed)
+    judge = _cached_judge(judge_pictures, judge_scenes, recipe, path.parent)
     vae = _cached_vae(pictures, recipe, path.parent)
     latents = _encode_all(vae, pictures)
     vae.register_to_config(scaling_factor=float(1 / latents.std()))
     latents = latents * vae.config.scaling_factor
     drawn_only_check = judge_reads_reconstructions(judge, world, vae)
-    judge = tune_to_decoder(judge, pictures, scenes, reconstructor(vae), recipe.judge_decoder_steps,
+    judge = tune_to_decoder(judge, judge_pictures, judge_scenes, reconstructor(vae), recipe.judge_decoder_steps,
                             seed=recipe.world_seed, progress=_Progress("judge+", recipe.judge_decoder_steps))
     vae_check = judge_reads_reconstructions(judge, world, vae)
     print("  the judge reads the autoencoder's reconstructions of fresh pictures: "

@@ -115,6 +115,14 @@ class World:
         shapes = self.held_out_shapes if draw < 0.2 else self.named_shapes
         return Scene(shape=rng.choice(shapes), colour=rng.choice(COLOURS), **common)
 
+    def judge_scene(self, rng: random.Random) -> Scene:
+        """A picture for the judge alone: any shape, dotted in any two colours. The model's pictures show dots
+        only on the patterned object, in its own colours, and a judge that saw no others read every orange dotted
+        ring the world draws as solid."""
+        scene = self.random_scene(rng)
+        colour, dots = rng.sample(COLOURS, 2)
+        return dataclasses.replace(scene, shape=rng.choice(SHAPES), colour=colour, fill="dotted", fill_colour=dots)
+
     def caption(self, scene: Scene, rng: random.Random) -> str:
         """Words for a picture, as the world model learns them. Parts are left out at random, so that short
         prompts ("a photo of a red star") are as familiar as whole ones."""
