@@ -93,9 +93,9 @@ def word_exam(world: World, concept: Concept, word: str) -> Exam:
 
 
 def unreadable_edits(truth_scores: Scores) -> dict[str, EditScore]:
-    """The edits the judge cannot read on the world's own drawings of them (``sit_truth``'s scores): on world 0 it
-    reads the patterned ring's dots only in the ring's own colour, so "an orange S*" could never count as kept,
-    whatever drew it. A score on such an edit measures the judge, not the word."""
+    """The edits the judge cannot read on the world's own drawings of them (``sit_truth``'s scores). Build 13's
+    judge read the patterned ring's dots only in the ring's own colour, so "an orange S*" could never count as
+    kept, whatever drew it. A score on such an edit measures the judge, not the word."""
     return {kind: edit for kind, edit in truth_scores.by_edit.items() if edit.edited_and_kept < READABLE}
 
 
