@@ -29,6 +29,7 @@ import dataclasses
 import json
 import math
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -144,8 +145,9 @@ def benchmark(args, recipe: Recipe | None = None, cache: Path | None = None) -> 
         folder = work / concept.name / "pictures"
         shutil.rmtree(folder, ignore_errors=True)
         references = write_concept_folder(world, concept, folder, CONCEPT_PICTURES)
-        unreadable = unreadable_edits(sit_truth(world, concept, word_exam(world, concept, token), references, judge))
-        exam = without_edits(word_exam(world, concept, token), unreadable)
+        whole_exam = word_exam(world, concept, token)
+        unreadable = unreadable_edits(sit_truth(world, concept, whole_exam, references, judge))
+        exam = without_edits(whole_exam, unreadable)
         entry = {
             "kind": concept.kind,
             "unreadable_edits": {kind: dataclasses.asdict(edit) for kind, edit in unreadable.items()},
@@ -197,20 +199,16 @@ def _average(concepts: dict) -> dict:
     for who in WHO:
         rows = [c[who] for c in concepts.values() if who in c]
         if rows:
-            average[who] = {key: _mean([r[key] for r in rows])
+            average[who] = {key: statistics.fmean([r[key] for r in rows])
                             for key in ("reconstruction", "recognised", "edited", "editability", "seconds")
                             if all(key in r for r in rows)}
             # Each kind of edit over the concepts that have it (objects change colour, styles the shape).
             kinds = dict.fromkeys(kind for r in rows for kind in r.get("by_edit", {}))
             average[who]["by_edit"] = {
-                kind: {key: _mean([r["by_edit"][kind][key] for r in rows if kind in r.get("by_edit", {})])
+                kind: {key: statistics.fmean([r["by_edit"][kind][key] for r in rows if kind in r.get("by_edit", {})])
                        for key in EDIT_FIGURES}
                 for kind in kinds}
     return average
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def figures(values: dict) -> str:

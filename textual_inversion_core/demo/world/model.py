@@ -155,16 +155,20 @@ def draw_training_set(world: World, count: int, seed: int):
     """``count`` scenes of the world and their pictures (uint8 ``[N, 3, 64, 64]``)."""
     rng = random.Random(f"pictures-{seed}")
     scenes = [world.random_scene(rng) for _ in range(count)]
-    pictures = np.stack([(draw_scene(s) * 255 + 0.5).astype(np.uint8) for s in scenes])
-    return scenes, torch.from_numpy(pictures).permute(0, 3, 1, 2).contiguous()
+    return scenes, _draw_all(scenes)
+
+
+def _draw_all(scenes) -> torch.Tensor:
+    """``scenes`` drawn, uint8 ``[N, 3, 64, 64]`` (``[0, 3, 64, 64]`` for none)."""
+    pictures = np.array([(draw_scene(s) * 255 + 0.5).astype(np.uint8) for s in scenes], dtype=np.uint8)
+    return torch.from_numpy(pictures.reshape(-1, SIDE, SIDE, 3)).permute(0, 3, 1, 2).contiguous()
 
 
 def draw_judge_set(world: World, scenes, pictures: torch.Tensor, extra: int, seed: int):
     """The judge's pictures: the model's, and ``extra`` more that only the judge sees (``World.judge_scene``)."""
     rng = random.Random(f"judge-pictures-{seed}")
     more = [world.judge_scene(rng) for _ in range(extra)]
-    drawn = np.stack([(draw_scene(s) * 255 + 0.5).astype(np.uint8) for s in more]).reshape(-1, SIDE, SIDE, 3)
-    return list(scenes) + more, torch.cat([pictures, torch.from_numpy(drawn).permute(0, 3, 1, 2)]).contiguous()
+    return list(scenes) + more, torch.cat([pictures, _draw_all(more)])
 
 
 def _part_key(recipe: Recipe, *fields: str) -> str:
