@@ -28,8 +28,8 @@ from .norm_control import NORM_CONTROLS
 # fastest with and 2e-3 is no better here, and the world's words have their final quality by 500 steps, which
 # leaves 1000 a margin for concepts richer than the world's.
 # Build 15 (rebuilt on an AMX Xeon): 1000 steps 0.721 / 0.32 against a ceiling of 0.739 / 0.76, the example's
-# 3000 steps 0.707 / 0.30 in 13x the time; its 500-step snapshots 0.703 / 0.42, the first sign that fewer steps
-# keep more edits (level on build 13), not yet enough to give up the margin.
+# 3000 steps 0.707 / 0.30 in 13x the time; this project's 500-step snapshots 0.703 / 0.42, a first sign that fewer
+# steps keep more edits (level on build 13), not yet enough to give up the margin.
 DEFAULT_STEPS = 1000
 DEFAULT_LEARNING_RATE = 5e-3
 
